@@ -1,0 +1,179 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `RAMPART_...` environment
+//! variables (nested keys with `__`, e.g. `RAMPART_LIMITS__MAX_BODY_BYTES`), then CLI flags.
+//! Secrets are never inline: they are read from files named here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, keys and certificates live.
+    pub data_dir: PathBuf,
+    /// The HTTPS listener.
+    pub listen: SocketAddr,
+    /// A plaintext HTTP listener; off unless the operator asks for one.
+    pub plaintext_listen: Option<SocketAddr>,
+    /// Certificate and key (PEM). Default: a self-signed pair in `<data_dir>/tls/`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The master key file. Default: `<data_dir>/master.key`, created on first start.
+    pub master_key_file: Option<PathBuf>,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+    pub limits: Limits,
+    pub messaging: Messaging,
+    pub delivery: Delivery,
+    pub sandbox: Sandbox,
+}
+
+/// Protection against floods and slow clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// A request that takes longer than this (including reading its body) is cut off.
+    pub request_timeout_ms: u64,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout_ms: u64,
+    /// Requests handled at once; above it new requests get 503 at once instead of queueing.
+    pub max_in_flight_requests: usize,
+    /// Open TCP connections at once; further connections wait in the kernel backlog.
+    pub max_connections: usize,
+}
+
+/// Message shape rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Messaging {
+    /// Longest body accepted, in SMS segments.
+    pub max_segments: usize,
+    /// Most recipients in one send request.
+    pub max_recipients: usize,
+}
+
+/// Delivery worker tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    /// Attempts before a message with transient errors fails.
+    pub max_attempts: u32,
+    /// First retry delay; it doubles each attempt up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Messages claimed from the queue at once.
+    pub claim_batch: usize,
+}
+
+/// The simulated carrier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sandbox {
+    /// Delay before a normal number's delivery receipt.
+    pub receipt_delay_ms: u64,
+    /// Delay of the "delayed" test number's receipt.
+    pub delayed_receipt_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./rampart-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            plaintext_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            master_key_file: None,
+            log_format: "text".into(),
+            limits: Limits::default(),
+            messaging: Messaging::default(),
+            delivery: Delivery::default(),
+            sandbox: Sandbox::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+            request_timeout_ms: 10_000,
+            header_read_timeout_ms: 5_000,
+            max_in_flight_requests: 4096,
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl Default for Messaging {
+    fn default() -> Self {
+        Self {
+            max_segments: 10,
+            max_recipients: 1000,
+        }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            retry_base_ms: 1_000,
+            retry_max_ms: 300_000,
+            claim_batch: 512,
+        }
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self {
+            receipt_delay_ms: 20,
+            delayed_receipt_ms: 5_000,
+        }
+    }
+}
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Loads defaults, then `file` (or `<data_dir>/rampart.toml` when it exists), then the
+    /// environment. `data_dir` is the one the CLI resolved, used to find the default file.
+    pub fn load(data_dir: &Path, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let default_file = data_dir.join("rampart.toml");
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| default_file.exists().then_some(default_file));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(
+            Env::prefixed("RAMPART_")
+                .ignore(&["config", "log"])
+                .split("__"),
+        );
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.data_dir = data_dir.to_path_buf();
+        Ok(config)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("rampart.db")
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}

@@ -1,0 +1,136 @@
+//! The connector trait: how a message leaves Rampart (sandbox, SMPP, an HTTP upstream).
+//!
+//! A connector is an actor. `submit` hands it one message and returns once the connector has
+//! room (that is the back-pressure); everything that happens afterwards (accepted, refused,
+//! receipts, inbound messages) comes back as a [`ConnectorEvent`] on the channel it was built
+//! with, and the delivery worker records those events in batches.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::Millis;
+use crate::messaging::Encoding;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One message for one recipient, decrypted for the wire.
+#[derive(Clone)]
+pub struct Outbound {
+    pub message_id: String,
+    /// E.164, with the `+`.
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub encoding: Encoding,
+    pub segments: u32,
+    pub valid_until: Option<Millis>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("message_id", &self.message_id)
+            .field("to", &crate::messaging::phone::mask(&self.to))
+            .field("segments", &self.segments)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a carrier finally said about one part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptState {
+    Delivered,
+    Undelivered,
+    Expired,
+    /// Accepted, en route, or unknown: not final, recorded nowhere.
+    Pending,
+}
+
+impl ReceiptState {
+    /// The stored part state, or `None` for a non-final receipt.
+    pub fn as_part_state(self) -> Option<&'static str> {
+        match self {
+            Self::Delivered => Some("delivered"),
+            Self::Undelivered => Some("undelivered"),
+            Self::Expired => Some("expired"),
+            Self::Pending => None,
+        }
+    }
+}
+
+/// Everything a connector reports.
+#[derive(Debug, Clone)]
+pub enum ConnectorEvent {
+    /// The carrier took the message; one id per segment, for matching receipts.
+    Accepted {
+        message_id: String,
+        connector: Arc<str>,
+        provider_ids: Vec<String>,
+    },
+    /// The carrier (or the connector) did not take the message.
+    Refused {
+        message_id: String,
+        attempt: u32,
+        code: String,
+        detail: String,
+        permanent: bool,
+    },
+    /// The link dropped before the carrier answered: send the message again.
+    Requeue { message_id: String },
+    /// A delivery receipt for one part.
+    Receipt {
+        connector: Arc<str>,
+        provider_id: String,
+        state: ReceiptState,
+        error_code: Option<String>,
+    },
+    /// A message from a handset to one of our numbers.
+    Inbound {
+        connector: Arc<str>,
+        from: String,
+        to: String,
+        body: String,
+    },
+}
+
+/// The connector cannot take messages (shut down, or its link is down for good).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("connector {0} is not accepting messages")]
+pub struct ConnectorUnavailable(pub String);
+
+/// Health and load, for operators and `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub up: bool,
+    pub in_flight: usize,
+    pub submitted: u64,
+    pub errors: u64,
+}
+
+/// A way out to carriers.
+pub trait Connector: Send + Sync + 'static {
+    fn name(&self) -> &str;
+
+    /// Hands over one message; resolves once the connector has taken it into its window.
+    fn submit(&self, message: Outbound) -> BoxFuture<'_, Result<(), ConnectorUnavailable>>;
+
+    /// Whether the connector can take messages now (routing skips it when not).
+    fn is_up(&self) -> bool;
+
+    fn status(&self) -> ConnectorStatus;
+
+    /// Parts sent before a restart that still await a receipt, as `(provider_id, to)`. A real
+    /// carrier re-sends its receipts by itself; only a simulated one needs telling.
+    fn resume(&self, _awaiting: Vec<(String, String)>) {}
+
+    /// Stops taking messages, finishes what is in flight, and closes the link.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}

@@ -1,0 +1,215 @@
+//! `/v1/api-keys`: an account's keys, managed over the API with the `keys:manage` scope.
+//! A key can only hand out scopes it holds itself, so no key can mint a stronger one.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::error::{ApiError, Problem};
+use super::extract::{ApiJson, Auth};
+use crate::clock;
+use crate::identity::api_keys::StoredApiKey;
+use crate::identity::{ApiKeyToken, Scope, Scopes};
+use crate::store;
+
+/// A new key's name, scopes and optional expiry.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    #[schema(example = "billing service")]
+    pub name: String,
+    /// Scope names, e.g. `["messages:send"]`.
+    pub scopes: Vec<String>,
+    /// RFC 3339; the key stops working at this time.
+    pub expires_at: Option<String>,
+}
+
+/// A key as listed (never with its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<&'static str>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+/// A new key: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub view: ApiKeyView,
+    /// The whole key. Store it now: it cannot be shown again.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKeyView>,
+}
+
+impl From<&StoredApiKey> for ApiKeyView {
+    fn from(k: &StoredApiKey) -> Self {
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scopes: k.scopes.names(),
+            created_at: clock::rfc3339(k.created_at),
+            expires_at: k.expires_at.map(clock::rfc3339),
+            revoked_at: k.revoked_at.map(clock::rfc3339),
+            last_used_at: k.last_used_at.map(clock::rfc3339),
+        }
+    }
+}
+
+/// Create an API key.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    request: ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+    let principal = auth.require(Scope::KeysManage)?.clone();
+    let request = request.value;
+    let name = request.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(
+            ApiError::unprocessable("invalid_name", "`name` must be 1 to 100 characters")
+                .with_field("name"),
+        );
+    }
+    let scopes = Scopes::parse(request.scopes.iter().map(String::as_str)).map_err(|e| {
+        ApiError::unprocessable("invalid_scope", e.to_string()).with_field("scopes")
+    })?;
+    if scopes.is_empty() {
+        return Err(
+            ApiError::unprocessable("invalid_scope", "a key needs at least one scope")
+                .with_field("scopes"),
+        );
+    }
+    if !principal.scopes.covers(scopes) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "scope_escalation",
+            "a key cannot grant scopes it does not hold",
+        ));
+    }
+    let now = state.clock.now_ms();
+    let expires_at = match request.expires_at.as_deref() {
+        None => None,
+        Some(text) => match clock::parse_rfc3339(text) {
+            Some(at) if at > now => Some(at),
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_expires_at",
+                    "`expires_at` must be an RFC 3339 time in the future",
+                )
+                .with_field("expires_at"));
+            }
+        },
+    };
+    let (token, stored) = new_key(&state, &principal.account_id, &name, scopes, expires_at);
+    let record = stored.clone();
+    state
+        .store
+        .write(move |c| store::api_keys::insert(c, &record))
+        .await?;
+    tracing::info!(key_id = %stored.id, by = %principal.key_id, "API key created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            view: (&stored).into(),
+            key: token.reveal().to_owned(),
+        }),
+    ))
+}
+
+/// Makes a key for `account_id`; the caller stores the record and shows the token once.
+pub fn new_key(
+    state: &AppState,
+    account_id: &str,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<clock::Millis>,
+) -> (ApiKeyToken, StoredApiKey) {
+    let token = ApiKeyToken::generate();
+    let stored = StoredApiKey {
+        id: token.id().to_owned(),
+        account_id: account_id.to_owned(),
+        name: name.to_owned(),
+        hash: state.keyring.hash_api_key(token.reveal()).to_vec(),
+        scopes,
+        created_at: state.clock.now_ms(),
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    (token, stored)
+}
+
+/// List the account's API keys.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
+    responses((status = 200, body = ApiKeyList), (status = 403, body = Problem)), security(("api_key" = [])))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<ApiKeyList>, ApiError> {
+    let principal = auth.require(Scope::KeysManage)?;
+    let keys = state
+        .store
+        .read(|c| store::api_keys::list(c, &principal.account_id))?;
+    Ok(Json(ApiKeyList {
+        data: keys.iter().map(ApiKeyView::from).collect(),
+    }))
+}
+
+/// Read one API key.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys",
+    responses((status = 200, body = ApiKeyView), (status = 404, body = Problem)), security(("api_key" = [])))]
+pub async fn get_api_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyView>, ApiError> {
+    let principal = auth.require(Scope::KeysManage)?;
+    let key = state
+        .store
+        .read(|c| store::api_keys::get(c, &principal.account_id, &id))?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(Json((&key).into()))
+}
+
+/// Revoke an API key; it stops working on the next request.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = [])))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let principal = auth.require(Scope::KeysManage)?;
+    let (account, now, key_id) = (
+        principal.account_id.clone(),
+        state.clock.now_ms(),
+        id.clone(),
+    );
+    let revoked = state
+        .store
+        .write(move |c| store::api_keys::revoke(c, &account, &key_id, now))
+        .await?;
+    if !revoked {
+        return Err(ApiError::not_found("API key"));
+    }
+    tracing::info!(key_id = %id, by = %principal.key_id, "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,166 @@
+//! Extractors that turn requests into typed values or a problem response: JSON bodies, query
+//! strings, and the authenticated principal behind an API key.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::identity::api_keys::{self, ApiKeyToken, KeyRejection};
+use crate::identity::{Principal, Scope};
+use crate::store;
+
+/// A JSON body, with the raw bytes kept (for idempotency fingerprints).
+pub struct ApiJson<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let raw = Bytes::from_request(req, state).await.map_err(body_error)?;
+        let value = parse_json(&raw)?;
+        Ok(Self { value, raw })
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", "the request body could not be read")
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from well-formed JSON of the wrong shape (422).
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let err =
+                    ApiError::unprocessable("invalid_field", strip_position(&inner.to_string()));
+                if path == "." {
+                    err
+                } else {
+                    err.with_field(path)
+                }
+            }
+            _ => ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            ),
+        }
+    })?;
+    de.end().map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok(value)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string parsed into `T`; unknown or malformed parameters are a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("invalid query string: {e}"))
+            })
+    }
+}
+
+/// The caller, authenticated by `Authorization: Bearer rk_...`.
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// Deny by default: each handler names the scope it needs.
+    pub fn require(&self, scope: Scope) -> Result<&Principal, ApiError> {
+        if self.0.scopes.contains(scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden_scope(scope.as_str()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let token = presented
+            .and_then(ApiKeyToken::parse)
+            .ok_or_else(|| reject(KeyRejection::Malformed))?;
+        let hash = state.keyring.hash_api_key(token.reveal());
+        let stored = state
+            .store
+            .read(|c| store::api_keys::find(c, token.id()))?
+            .ok_or_else(|| reject(KeyRejection::Unknown))?;
+        let now = state.clock.now_ms();
+        let principal = api_keys::verify(&stored, &hash, now).map_err(reject)?;
+        state.note_key_used(&stored.id, stored.last_used_at, now);
+        Ok(Auth(principal))
+    }
+}
+
+fn reject(reason: KeyRejection) -> ApiError {
+    let reason = match reason {
+        KeyRejection::Malformed => "malformed",
+        KeyRejection::Unknown => "unknown",
+        KeyRejection::WrongSecret => "wrong_secret",
+        KeyRejection::Revoked => "revoked",
+        KeyRejection::Expired => "expired",
+    };
+    metrics::counter!("rampart_auth_failures_total", "reason" => reason).increment(1);
+    ApiError::unauthorized()
+}

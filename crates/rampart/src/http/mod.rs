@@ -1,0 +1,246 @@
+//! The HTTP API: routes (documented in OpenAPI from the same code), shared state, and the
+//! protective layers every request passes (body limit, deadline, load shedding, panic guard).
+
+pub mod api_keys;
+pub mod error;
+pub mod extract;
+pub mod messages;
+pub mod system;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::error::ApiError;
+use crate::clock::{Millis, SharedClock};
+use crate::config::Config;
+use crate::data::Keyring;
+use crate::delivery::Delivery;
+use crate::store::{self, Store};
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub keyring: Arc<Keyring>,
+    pub clock: SharedClock,
+    pub config: Arc<Config>,
+    pub delivery: Arc<Delivery>,
+    pub metrics: PrometheusHandle,
+    pub openapi_json: Bytes,
+    ready: AtomicBool,
+    key_touches: Mutex<HashMap<String, Millis>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// How often a key's `last_used_at` is written at most: the send path stays free of writes
+/// for bookkeeping, and the value is still accurate to the minute.
+const TOUCH_INTERVAL_MS: Millis = 60_000;
+
+impl AppState {
+    pub fn new(
+        store: Arc<Store>,
+        keyring: Arc<Keyring>,
+        clock: SharedClock,
+        config: Arc<Config>,
+        delivery: Arc<Delivery>,
+        metrics: PrometheusHandle,
+    ) -> Self {
+        let openapi_json = Bytes::from(api_router().into_openapi().to_json().unwrap_or_default());
+        Self(Arc::new(Shared {
+            store,
+            keyring,
+            clock,
+            config,
+            delivery,
+            metrics,
+            openapi_json,
+            ready: AtomicBool::new(true),
+            key_touches: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Records that a key was used, at most once a minute per key, without waiting.
+    pub fn note_key_used(&self, key_id: &str, stored_last_used: Option<Millis>, now: Millis) {
+        if stored_last_used.is_some_and(|at| now - at < TOUCH_INTERVAL_MS) {
+            return;
+        }
+        let Ok(mut touches) = self.key_touches.lock() else {
+            return;
+        };
+        if touches
+            .get(key_id)
+            .is_some_and(|at| now - at < TOUCH_INTERVAL_MS)
+        {
+            return;
+        }
+        touches.insert(key_id.to_owned(), now);
+        drop(touches);
+        let (store, key_id) = (self.store.clone(), key_id.to_owned());
+        tokio::spawn(async move {
+            let _ = store
+                .write(move |c| store::api_keys::touch(c, &key_id, now))
+                .await;
+        });
+    }
+
+    /// Gauges computed on scrape.
+    pub fn record_gauges(&self) {
+        for connector in self.delivery.router().connectors() {
+            let status = connector.status();
+            let name = status.name.clone();
+            metrics::gauge!("rampart_connector_up", "connector" => name.clone())
+                .set(if status.up { 1.0 } else { 0.0 });
+            metrics::gauge!("rampart_connector_in_flight", "connector" => name.clone())
+                .set(status.in_flight as f64);
+            metrics::gauge!("rampart_connector_submitted", "connector" => name.clone())
+                .set(status.submitted as f64);
+            metrics::gauge!("rampart_connector_errors", "connector" => name)
+                .set(status.errors as f64);
+        }
+    }
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rk_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Rampart SMS API", description = "Send and track SMS with security built into every layer."),
+    modifiers(&SecurityAddon)
+)]
+struct ApiDoc;
+
+/// Every route, with its OpenAPI description: the router and the document come from one list.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    use utoipa::OpenApi;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(messages::send_message, messages::list_messages))
+        .routes(routes!(messages::get_message))
+        .routes(routes!(messages::cancel_message))
+        .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
+        .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi))
+}
+
+/// The complete application with its protective layers.
+pub fn app(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    let (router, _) = api_router().split_for_parts();
+    router
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn(observe))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overload_response))
+                .load_shed()
+                .concurrency_limit(limits.max_in_flight_requests)
+                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+        )
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
+}
+
+async fn overload_response(err: tower::BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        );
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        metrics::counter!("rampart_http_shed_total").increment(1);
+        return ApiError::unavailable("the server is at capacity; retry shortly");
+    }
+    ApiError::internal()
+}
+
+/// Counts requests by route and status. Only the route template is recorded, never the path
+/// or query (which may hold phone numbers).
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("rampart_http_request_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("rampart_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    response
+}

@@ -1,0 +1,8 @@
+//! Layer 3, identity and access: accounts, API keys and the scopes they carry.
+//! Deny by default: a key can do exactly what its scopes name, within its own account.
+
+pub mod api_keys;
+pub mod scopes;
+
+pub use api_keys::{ApiKeyToken, Principal};
+pub use scopes::{Scope, Scopes};

@@ -20,7 +20,7 @@ use crate::delivery::router::{Route, Router};
 use crate::delivery::sandbox::Sandbox;
 use crate::delivery::{Delivery, DeliveryDeps};
 use crate::http::{self, AppState};
-use crate::identity::api_keys::StoredApiKey;
+use crate::identity::api_keys::{self, StoredApiKey};
 use crate::identity::{ApiKeyToken, Scopes};
 use crate::network::tls;
 use crate::store::accounts::Account;
@@ -85,18 +85,8 @@ impl Core {
         scopes: Scopes,
         expires_at: Option<crate::clock::Millis>,
     ) -> anyhow::Result<(ApiKeyToken, StoredApiKey)> {
-        let token = ApiKeyToken::generate();
-        let record = StoredApiKey {
-            id: token.id().to_owned(),
-            account_id: account_id.to_owned(),
-            name: name.to_owned(),
-            hash: self.keyring.hash_api_key(token.reveal()).to_vec(),
-            scopes,
-            created_at: self.clock.now_ms(),
-            expires_at,
-            revoked_at: None,
-            last_used_at: None,
-        };
+        let (token, record) =
+            api_keys::issue(&self.keyring, account_id, name, scopes, expires_at, self.clock.now_ms());
         let row = record.clone();
         self.store
             .write_blocking(move |c| store::api_keys::insert(c, &row))?;

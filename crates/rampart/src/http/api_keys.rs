@@ -11,8 +11,8 @@ use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Auth};
 use crate::clock;
-use crate::identity::api_keys::StoredApiKey;
-use crate::identity::{ApiKeyToken, Scope, Scopes};
+use crate::identity::api_keys::{self, StoredApiKey};
+use crate::identity::{Scope, Scopes};
 use crate::store;
 
 /// A new key's name, scopes and optional expiry.
@@ -118,7 +118,7 @@ pub async fn create_api_key(
             }
         },
     };
-    let (token, stored) = new_key(&state, &principal.account_id, &name, scopes, expires_at);
+    let (token, stored) = api_keys::issue(&state.keyring, &principal.account_id, &name, scopes, expires_at, now);
     let record = stored.clone();
     state
         .store
@@ -132,29 +132,6 @@ pub async fn create_api_key(
             key: token.reveal().to_owned(),
         }),
     ))
-}
-
-/// Makes a key for `account_id`; the caller stores the record and shows the token once.
-pub fn new_key(
-    state: &AppState,
-    account_id: &str,
-    name: &str,
-    scopes: Scopes,
-    expires_at: Option<clock::Millis>,
-) -> (ApiKeyToken, StoredApiKey) {
-    let token = ApiKeyToken::generate();
-    let stored = StoredApiKey {
-        id: token.id().to_owned(),
-        account_id: account_id.to_owned(),
-        name: name.to_owned(),
-        hash: state.keyring.hash_api_key(token.reveal()).to_vec(),
-        scopes,
-        created_at: state.clock.now_ms(),
-        expires_at,
-        revoked_at: None,
-        last_used_at: None,
-    };
-    (token, stored)
 }
 
 /// List the account's API keys.

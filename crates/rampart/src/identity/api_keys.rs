@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::scopes::Scopes;
 use crate::clock::Millis;
+use crate::data::Keyring;
 
 const PREFIX: &str = "rk_";
 const ID_LEN: usize = 12;
@@ -79,6 +80,30 @@ pub struct StoredApiKey {
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+}
+
+/// Makes a new key for `account_id`: the token to show once, and the record to store.
+pub fn issue(
+    keyring: &Keyring,
+    account_id: &str,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<Millis>,
+    now: Millis,
+) -> (ApiKeyToken, StoredApiKey) {
+    let token = ApiKeyToken::generate();
+    let stored = StoredApiKey {
+        id: token.id().to_owned(),
+        account_id: account_id.to_owned(),
+        name: name.to_owned(),
+        hash: keyring.hash_api_key(token.reveal()).to_vec(),
+        scopes,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    (token, stored)
 }
 
 /// Who is calling: established from a valid, live API key.

@@ -1,0 +1,224 @@
+//! What callers hand to the client ([`Submission`], [`Address`]) and what it hands back
+//! ([`SmppEvent`], [`LinkState`], [`LinkStatus`]).
+
+use std::time::Duration;
+
+use crate::{ReceiptState, SmppError};
+
+/// Data coding of GSM-7 (the SMSC default alphabet).
+pub const DATA_CODING_GSM7: u8 = 0x00;
+/// Data coding of UCS-2 (UTF-16BE).
+pub const DATA_CODING_UCS2: u8 = 0x08;
+
+/// An SMPP address: type of number, numbering plan and the digits or name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    /// Type of number (TON): 0 unknown, 1 international, 2 national, 3 network specific,
+    /// 5 alphanumeric.
+    pub ton: u8,
+    /// Numbering plan indicator (NPI): 0 unknown, 1 ISDN/E.164.
+    pub npi: u8,
+    /// Digits (without `+`) or alphanumeric name; at most 20 ASCII characters.
+    pub addr: String,
+}
+
+impl Address {
+    /// An address with explicit TON and NPI, for carriers whose rules differ from
+    /// [`Address::from_sender`]'s.
+    pub fn new(ton: u8, npi: u8, addr: impl Into<String>) -> Self {
+        Self {
+            ton,
+            npi,
+            addr: addr.into(),
+        }
+    }
+
+    /// Picks TON and NPI for a sender (or recipient) as written by a person:
+    ///
+    /// - `+` then 1 to 15 digits: international, TON 1 NPI 1, sent without the `+`;
+    /// - digits only (a national number or a short code): TON 0 (unknown) NPI 1, which lets the
+    ///   SMSC apply its own numbering rules; carriers that insist on TON 3 or TON 2 for short
+    ///   codes or national numbers need [`Address::new`];
+    /// - anything else of 1 to 11 printable ASCII characters: alphanumeric, TON 5 NPI 0.
+    pub fn from_sender(sender: &str) -> Result<Self, SmppError> {
+        let invalid = |why: &str| Err(SmppError::InvalidAddress(why.to_owned()));
+        if sender.is_empty() {
+            return invalid("empty");
+        }
+        if let Some(digits) = sender.strip_prefix('+') {
+            if digits.is_empty() || digits.len() > 15 || !is_digits(digits) {
+                return invalid("an international number is + then 1 to 15 digits");
+            }
+            return Ok(Self::new(1, 1, digits));
+        }
+        if is_digits(sender) {
+            if sender.len() > 20 {
+                return invalid("more than 20 digits");
+            }
+            return Ok(Self::new(0, 1, sender));
+        }
+        if sender.len() > 11 || !sender.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
+            return invalid("an alphanumeric sender is 1 to 11 printable ASCII characters");
+        }
+        Ok(Self::new(5, 0, sender))
+    }
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+/// One message to send: already encoded and split by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The caller's opaque id, echoed in every event about this submission.
+    pub reference: u64,
+    /// Sender.
+    pub source: Address,
+    /// Recipient.
+    pub destination: Address,
+    /// [`DATA_CODING_GSM7`], [`DATA_CODING_UCS2`] or another SMPP data_coding value.
+    pub data_coding: u8,
+    /// The parts: GSM-7 as unpacked septets (one per byte, each below 0x80), UCS-2 as UTF-16BE.
+    /// A single part holds at most 160 septets or 140 bytes; parts of a multipart message at
+    /// most 153 septets or 134 bytes (room for the concatenation header). At most 255 parts.
+    pub parts: Vec<Vec<u8>>,
+    /// Ask for a delivery receipt (registered_delivery 0x01: success or failure).
+    pub registered_delivery: bool,
+    /// Relative validity period; `None` for the SMSC's default. Up to 99 days.
+    pub validity: Option<Duration>,
+}
+
+/// State of the link, reported when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Every session of the link is bound; submissions flow.
+    Bound,
+    /// The link is down; the client reconnects with backoff unless it is shutting down.
+    Down {
+        /// Why, for operators (no secrets in it).
+        reason: String,
+    },
+}
+
+/// Everything the client reports, in the order it learns it.
+///
+/// A `Receipt` can arrive before the `Submitted` event carrying the same message id (the SMSC
+/// may send the receipt right after the `submit_sm_resp`): match them by message id in either
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmppEvent {
+    /// The SMSC accepted one part and gave it this message id.
+    Submitted {
+        /// The submission's reference.
+        reference: u64,
+        /// Index of the part (0-based).
+        part: usize,
+        /// The SMSC's id, as later quoted in the part's receipt.
+        message_id: String,
+    },
+    /// The SMSC refused one part. Parts after it are not sent. Throttling refusals are
+    /// retried inside the client first and reported (with `permanent: false`) only after
+    /// [`crate::SmppConfig::max_throttle_retries`].
+    Rejected {
+        /// The submission's reference.
+        reference: u64,
+        /// Index of the refused part (0-based).
+        part: usize,
+        /// SMPP command_status of the refusal.
+        status: u32,
+        /// False for throttling (`ESME_RTHROTTLED`, `ESME_RMSGQFUL`): trying later may work.
+        permanent: bool,
+    },
+    /// The link dropped, a response timed out, or the client shut down while parts of this
+    /// submission were unsent or unacknowledged. The caller must submit it again (all parts;
+    /// parts already reported `Submitted` will be sent once more, with the same concatenation
+    /// reference so handsets can still assemble them).
+    Requeue {
+        /// The submission's reference.
+        reference: u64,
+    },
+    /// A delivery receipt.
+    Receipt {
+        /// Id of the receipted message, as in `Submitted`.
+        message_id: String,
+        /// Final or intermediate state.
+        state: ReceiptState,
+        /// The `err:` field of the receipt text, as sent (often a 3-digit network code).
+        error: Option<String>,
+        /// The `done date:` field as sent (`YYMMDDhhmm` or `YYMMDDhhmmss`).
+        done_at: Option<String>,
+    },
+    /// A mobile-originated message, its parts reassembled and user data headers removed.
+    Inbound {
+        /// Sender (the handset).
+        source: Address,
+        /// Recipient (our number or short code).
+        destination: Address,
+        /// data_coding of the message.
+        data_coding: u8,
+        /// The text bytes: GSM-7 as unpacked septets, UCS-2 as UTF-16BE, others as sent.
+        payload: Vec<u8>,
+    },
+    /// The link went up or down.
+    Link(LinkState),
+}
+
+/// A snapshot of the client, for status pages and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkStatus {
+    /// Whether every session is bound right now.
+    pub bound: bool,
+    /// `submit_sm` sent and not yet answered.
+    pub in_flight: usize,
+    /// Parts accepted by the SMSC since the client started.
+    pub submitted_total: u64,
+    /// `submit_sm` that did not end in acceptance: refusals (throttling included), response
+    /// timeouts and parts lost with the link.
+    pub errors_total: u64,
+    /// Parts accepted per second, averaged over the last 10 seconds.
+    pub throughput: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plus_digits_are_international_without_the_plus() {
+        assert_eq!(
+            Address::from_sender("+447700900123").ok(),
+            Some(Address::new(1, 1, "447700900123"))
+        );
+    }
+
+    #[test]
+    fn bare_digits_are_unknown_ton_isdn_plan() {
+        assert_eq!(
+            Address::from_sender("12345").ok(),
+            Some(Address::new(0, 1, "12345"))
+        );
+    }
+
+    #[test]
+    fn names_are_alphanumeric() {
+        assert_eq!(
+            Address::from_sender("Rampart").ok(),
+            Some(Address::new(5, 0, "Rampart"))
+        );
+    }
+
+    #[test]
+    fn bad_senders_are_refused() {
+        for sender in [
+            "",
+            "+",
+            "+44 7700",
+            "+1234567890123456",
+            "TwelveLetter",
+            "Zürich",
+        ] {
+            assert!(Address::from_sender(sender).is_err(), "{sender:?}");
+        }
+    }
+}

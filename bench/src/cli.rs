@@ -18,7 +18,9 @@ pub struct Args {
     pub url: String,
 
     /// API key (`rk_...`). Prefer the environment variable so the key stays out of `ps`.
-    #[arg(long, env = "RAMPART_API_KEY", hide_env_values = true)]
+    /// (Not a `RAMPART_` variable: the server reads those as configuration and refuses unknown
+    /// ones, so a leftover one in the shell would stop it from starting.)
+    #[arg(long, env = "BENCH_API_KEY", hide_env_values = true)]
     pub key: String,
 
     /// PEM file with the certificate (or CA) to trust, e.g. `<data-dir>/tls/cert.pem`.
@@ -48,6 +50,11 @@ pub struct Args {
     /// Size of the pool of distinct valid destination numbers to cycle through.
     #[arg(long, default_value_t = 10_000)]
     pub numbers: usize,
+
+    /// Countries of the destination numbers (gb, fr, de, us), in case the server's geo policy
+    /// allows only some.
+    #[arg(long, value_delimiter = ',', default_value = "gb,fr,de,us", value_parser = parse_country)]
+    pub countries: Vec<String>,
 
     /// Message body sent in every request.
     #[arg(long, default_value = "Rampart benchmark: your code is 123456")]
@@ -82,6 +89,10 @@ fn parse_concurrency(text: &str) -> Result<usize, String> {
         Ok(n) if (1..=10_000).contains(&n) => Ok(n),
         _ => Err(format!("`{text}` is not a concurrency between 1 and 10000")),
     }
+}
+
+fn parse_country(text: &str) -> Result<String, String> {
+    Ok(text.trim().to_ascii_lowercase())
 }
 
 /// Parses `250ms`, `20s`, `2m` or a bare number of seconds (fractions allowed: `1.5s`).

@@ -7,6 +7,7 @@ mod load;
 mod numbers;
 mod report;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,18 @@ struct Summary<'a> {
     server_memory: Option<ServerMemory>,
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole cause chain; a backtrace helps nobody running a benchmark.
+            eprintln!("rampart-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<()> {
     // The same provider as the server; installing it explicitly avoids rustls's start-up panic
     // should another provider ever be linked in.
     rustls::crypto::aws_lc_rs::default_provider()
@@ -60,7 +72,7 @@ async fn run(args: Args) -> Result<()> {
         &args.cacert,
         args.timeout,
     )?);
-    let pool = numbers::generate_pool(args.numbers)?;
+    let pool = numbers::generate_pool(args.numbers, &args.countries)?;
     let recipients = usize::try_from(args.recipients)?;
     let bodies = Arc::new(BodyFactory::new(&args.from, &args.body, &pool, recipients)?);
 

@@ -9,6 +9,8 @@ pub const MAX_POOL_SIZE: usize = 1_000_000;
 
 /// One block of a national numbering plan: a fixed prefix followed by `digits` subscriber digits.
 struct NumberBlock {
+    /// ISO 3166-1 alpha-2, lower case, as given to `--countries`.
+    country: &'static str,
     prefix: &'static str,
     digits: u32,
     /// Rejects subscriber parts that are valid digits but not valid numbers in this plan.
@@ -32,64 +34,60 @@ fn nanp_exchange(subscriber: &str) -> bool {
 /// the parser the server uses). The UK drama range +447700900xxx is deliberately not used: it is
 /// reserved for fiction and too small for a pool.
 const BLOCKS: [NumberBlock; 8] = [
-    NumberBlock {
-        prefix: "+447900",
-        digits: 6,
-        accepts: any_subscriber,
-    }, // UK mobile
-    NumberBlock {
-        prefix: "+33612",
-        digits: 6,
-        accepts: any_subscriber,
-    }, // FR mobile
-    NumberBlock {
-        prefix: "+49151",
-        digits: 8,
-        accepts: any_subscriber,
-    }, // DE mobile (T-Mobile)
-    NumberBlock {
-        prefix: "+1212",
-        digits: 7,
-        accepts: nanp_exchange,
-    }, // US, New York
-    NumberBlock {
-        prefix: "+447400",
-        digits: 6,
-        accepts: any_subscriber,
-    }, // UK mobile
-    NumberBlock {
-        prefix: "+3375",
-        digits: 7,
-        accepts: any_subscriber,
-    }, // FR mobile
-    NumberBlock {
-        prefix: "+49170",
-        digits: 7,
-        accepts: any_subscriber,
-    }, // DE mobile
-    NumberBlock {
-        prefix: "+1415",
-        digits: 7,
-        accepts: nanp_exchange,
-    }, // US, San Francisco
+    block("gb", "+447900", 6, any_subscriber),
+    block("fr", "+33612", 6, any_subscriber),
+    block("de", "+49151", 8, any_subscriber), // T-Mobile
+    block("us", "+1212", 7, nanp_exchange),   // New York
+    block("gb", "+447400", 6, any_subscriber),
+    block("fr", "+3375", 7, any_subscriber),
+    block("de", "+49170", 7, any_subscriber),
+    block("us", "+1415", 7, nanp_exchange), // San Francisco
 ];
+
+const fn block(
+    country: &'static str,
+    prefix: &'static str,
+    digits: u32,
+    accepts: fn(&str) -> bool,
+) -> NumberBlock {
+    NumberBlock {
+        country,
+        prefix,
+        digits,
+        accepts,
+    }
+}
 
 /// Odd and not a multiple of five, so multiplying by it permutes `0..10^d` for every `d`: the
 /// numbers come out scattered over each block instead of as a sequential run, which an
 /// SMS-pumping detector would rightly find suspicious.
 const SCATTER: u64 = 7_654_321;
 
-/// Generates `size` distinct valid E.164 numbers, round-robin over the blocks above.
-pub fn generate_pool(size: usize) -> Result<Vec<String>> {
+/// Countries the pool can draw from.
+pub const COUNTRIES: [&str; 4] = ["gb", "fr", "de", "us"];
+
+/// Generates `size` distinct valid E.164 numbers, round-robin over the blocks of `countries`.
+pub fn generate_pool(size: usize, countries: &[String]) -> Result<Vec<String>> {
     ensure!(size >= 1, "the number pool needs at least one number");
     ensure!(
         size <= MAX_POOL_SIZE,
         "the number pool is limited to {MAX_POOL_SIZE} numbers"
     );
+    for country in countries {
+        ensure!(
+            COUNTRIES.contains(&country.as_str()),
+            "no numbers for country `{country}`: choose among {}",
+            COUNTRIES.join(",")
+        );
+    }
+    let blocks: Vec<usize> = (0..BLOCKS.len())
+        .filter(|&b| countries.iter().any(|c| c == BLOCKS[b].country))
+        .collect();
+    ensure!(!blocks.is_empty(), "no country to draw numbers from");
     let mut next_serial = [0_u64; BLOCKS.len()];
     let mut pool = Vec::with_capacity(size);
     for index in 0..size {
-        let slot = index % BLOCKS.len();
+        let slot = blocks[index % blocks.len()];
         let block = &BLOCKS[slot];
         let capacity = 10_u64.pow(block.digits);
         loop {
@@ -119,9 +117,13 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    fn all() -> Vec<String> {
+        COUNTRIES.iter().map(|c| c.to_string()).collect()
+    }
+
     #[test]
     fn pool_numbers_are_distinct_and_of_the_requested_size() {
-        let pool = generate_pool(50_000).unwrap();
+        let pool = generate_pool(50_000, &all()).unwrap();
         assert_eq!(pool.len(), 50_000);
         let distinct: HashSet<&String> = pool.iter().collect();
         assert_eq!(distinct.len(), pool.len());
@@ -129,7 +131,7 @@ mod tests {
 
     #[test]
     fn every_pool_number_is_a_valid_mobile_or_nanp_number() {
-        for number in generate_pool(4_000).unwrap() {
+        for number in generate_pool(4_000, &all()).unwrap() {
             let parsed = phonenumber::parse(None, &number)
                 .unwrap_or_else(|e| panic!("{number} does not parse: {e}"));
             assert!(phonenumber::is_valid(&parsed), "{number} is not valid");
@@ -146,13 +148,21 @@ mod tests {
 
     #[test]
     fn pool_covers_four_countries() {
-        let pool = generate_pool(16).unwrap();
+        let pool = generate_pool(16, &all()).unwrap();
         for prefix in ["+44", "+33", "+49", "+1"] {
             assert!(
                 pool.iter().any(|n| n.starts_with(prefix)),
                 "no {prefix} number"
             );
         }
+    }
+
+    #[test]
+    fn pool_can_be_limited_to_chosen_countries() {
+        let pool = generate_pool(1_000, &["gb".to_string()]).unwrap();
+        assert!(pool.iter().all(|n| n.starts_with("+447")));
+        assert_eq!(pool.iter().collect::<HashSet<_>>().len(), 1_000);
+        assert!(generate_pool(10, &["xx".to_string()]).is_err());
     }
 
     #[test]
@@ -165,7 +175,7 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_pools_are_refused() {
-        assert!(generate_pool(0).is_err());
-        assert!(generate_pool(MAX_POOL_SIZE + 1).is_err());
+        assert!(generate_pool(0, &all()).is_err());
+        assert!(generate_pool(MAX_POOL_SIZE + 1, &all()).is_err());
     }
 }

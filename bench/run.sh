@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of Rampart's send API: builds the release binaries, then for each scenario
+# of bench/README.md starts a server on a fresh data directory, captures the initial API key from
+# its stdout, runs the bench, prints the server's peak RSS and stops it with SIGTERM.
+#
+# A fresh server per run keeps the runs independent: messages accepted by one run are still being
+# delivered while the next one runs, and that backlog otherwise changes the next run's figures.
+#
+# Environment (all optional; not RAMPART_*, which the server would read as its own configuration):
+#   BENCH_URL              where the server listens            (default https://localhost:8443)
+#   BENCH_DURATION         measurement time per level          (default 20s)
+#   BENCH_WARMUP           warm-up time per level              (default 3s)
+#   BENCH_SERVE_ARGS       extra arguments for `rampart serve` (word-split), e.g. --listen ADDR
+#   BENCH_KEEP_DATA_DIR=1  keep the temporary data directory (it holds the server log and a key)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+url=${BENCH_URL:-https://localhost:8443}
+duration=${BENCH_DURATION:-20s}
+warmup=${BENCH_WARMUP:-3s}
+
+# host and port for the readiness probe, from https://HOST[:PORT][/...]
+authority=${url#https://}
+authority=${authority%%/*}
+host=${authority%:*}
+port=${authority##*:}
+[[ $authority == *:* ]] || port=443
+
+if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+    echo "run.sh: something already listens on $host:$port; stop it first" >&2
+    exit 1
+fi
+
+echo "== building release binaries"
+cargo build --release -p rampart -p rampart-bench
+
+data_dir=
+server_pid=
+results=$(mktemp /tmp/rampart-bench-results.XXXXXX)
+
+alive() {
+    [[ -e /proc/$1/status ]] && ! grep -q '^State:.*zombie' "/proc/$1/status"
+}
+
+# SIGTERM, then wait (SIGKILL after 15 s); prints the exit status. Idempotent.
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        local pid=$server_pid status=0
+        server_pid=
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 150); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            echo "run.sh: server still running 15 s after SIGTERM; sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" || status=$?
+        echo "-- server stopped (SIGTERM), exit status $status"
+    fi
+    if [[ -n $data_dir ]]; then
+        if [[ ${BENCH_KEEP_DATA_DIR:-0} == 1 ]]; then
+            echo "-- data directory kept: $data_dir"
+        else
+            rm -rf "$data_dir"
+        fi
+        data_dir=
+    fi
+}
+trap 'stop_server; rm -f "$results" "$results.run" "$results.rss"' EXIT
+
+# Starts a server on a new data directory; sets server_pid, data_dir and BENCH_API_KEY.
+start_server() {
+    data_dir=$(mktemp -d /tmp/rampart-bench.XXXXXX)
+    local log="$data_dir/server.log"
+    # shellcheck disable=SC2086 # BENCH_SERVE_ARGS is meant to be word-split
+    ./target/release/rampart serve --data-dir "$data_dir" ${BENCH_SERVE_ARGS:-} >"$log" 2>&1 &
+    server_pid=$!
+    # The initial API key is printed once, on a line of its own starting with rk_.
+    local api_key=
+    for _ in $(seq 600); do
+        if ! alive "$server_pid"; then
+            echo "run.sh: the server exited during start-up; its log:" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+        api_key=$(grep -m1 -oE '^rk_[^[:space:]]+' "$log" || true)
+        if [[ -n $api_key ]] && [[ -s $data_dir/tls/cert.pem ]] &&
+            (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    if [[ -z $api_key ]] || ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        echo "run.sh: server not ready (no rk_ line, certificate or listener) within 60 s; its log:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    echo "-- server pid $server_pid on $data_dir; API key ${api_key:0:7}… captured"
+    export BENCH_API_KEY=$api_key
+}
+
+# One run on its own fresh server: a title, then rampart-bench arguments.
+scenario() {
+    local title=$1
+    shift
+    echo
+    echo "== $title"
+    start_server
+    ./target/release/rampart-bench --url "$url" --cacert "$data_dir/tls/cert.pem" \
+        --duration "$duration" --warmup "$warmup" --pid "$server_pid" "$@" | tee "$results.run"
+    # Keep the table row (it starts with the concurrency) and the server's peak RSS.
+    grep -E '^ +[0-9]+  ' "$results.run" | sed "s|\$|   [$title]|" >>"$results"
+    grep -E '^server pid' "$results.run" | sed "s|^|   [$title] |" >>"$results.rss"
+    rm -f "$results.run"
+    stop_server
+}
+
+scenario "1 recipient, closed loop, concurrency 1" --concurrency 1 --recipients 1
+scenario "1 recipient, closed loop, concurrency 16" --concurrency 16 --recipients 1
+scenario "1 recipient, closed loop, concurrency 64" --concurrency 64 --recipients 1
+scenario "100 recipients, closed loop, concurrency 64" --concurrency 64 --recipients 100
+scenario "open loop 5,000 msgs/s, concurrency 64 (p99 < 25 ms?)" --concurrency 64 --recipients 1 --rate 5000
+
+echo
+echo "== summary (latency in ms; duration $duration after $warmup warm-up, a fresh server each run)"
+echo " conc  mode          secs  requests     req/s    msgs/s      p50      p90      p99    p99.9      max  errors"
+cat "$results"
+echo "server peak RSS (VmHWM) per run:"
+cat "$results.rss"

@@ -159,7 +159,8 @@ impl SmppHandle {
     /// Queues a submission. Checks and encodes it first (errors for bad input come back
     /// here), then waits until the link is bound and the window has room: this wait is the
     /// backpressure, so callers should bound it with their own timeout. What happens next
-    /// arrives as events carrying `submission.reference`.
+    /// arrives as events carrying `submission.reference`; a submission still queued when the
+    /// link drops comes back at once as [`SmppEvent::Requeue`].
     pub async fn submit(&self, submission: Submission) -> Result<(), SmppError> {
         if self.inner.shared.stopping.is_cancelled() {
             return Err(SmppError::ShutDown);

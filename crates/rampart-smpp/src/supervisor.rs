@@ -72,6 +72,7 @@ pub(crate) async fn run_supervisor(
                     }
                     LinkEnd::Dropped(reason) => {
                         link.sessions.close(config.response_timeout).await;
+                        requeue_queued(&shared, &mut jobs).await;
                         reason
                     }
                 }
@@ -100,6 +101,18 @@ pub(crate) async fn run_supervisor(
     finish_tasks(&shared, &mut tasks).await;
     // Nobody may be waiting; that is fine.
     let _ = finished.send(true);
+}
+
+/// Hands back the submission queued for the link that just dropped, instead of keeping it
+/// for a link that may not come back soon: the caller may have another way out.
+async fn requeue_queued(shared: &Shared, jobs: &mut mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.try_recv() {
+        shared
+            .emit(SmppEvent::Requeue {
+                reference: job.reference,
+            })
+            .await;
+    }
 }
 
 /// Waits for the sending tasks; they stop at their next step once `stopping` is cancelled,

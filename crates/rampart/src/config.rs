@@ -44,7 +44,7 @@ pub struct Limits {
     pub header_read_timeout_ms: u64,
     /// Requests handled at once; above it new requests get 503 at once instead of queueing.
     pub max_in_flight_requests: usize,
-    /// Open TCP connections at once; further connections wait in the kernel backlog.
+    /// Open TCP connections at once; a connection beyond it is closed at once.
     pub max_connections: usize,
 }
 
@@ -126,7 +126,7 @@ impl Default for Delivery {
             max_attempts: 5,
             retry_base_ms: 1_000,
             retry_max_ms: 300_000,
-            claim_batch: 512,
+            claim_batch: 256,
         }
     }
 }
@@ -157,14 +157,26 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
+        // Only variables naming a configuration key are read, so unrelated `RAMPART_*`
+        // variables in the environment cannot stop the server from starting; a misspelt
+        // nested key (`RAMPART_LIMITS__MAX_BODYBYTES`) is still refused.
+        let known = Config::top_level_keys();
         figment = figment.merge(
             Env::prefixed("RAMPART_")
-                .ignore(&["config", "log"])
+                .filter(move |key| known.iter().any(|k| key.as_str() == *k || key.as_str().starts_with(&format!("{k}__"))))
                 .split("__"),
         );
         let mut config: Config = figment.extract().map_err(Box::new)?;
         config.data_dir = data_dir.to_path_buf();
         Ok(config)
+    }
+
+    /// The names of the top-level keys, as environment variables spell them (lowercased).
+    fn top_level_keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -1,6 +1,8 @@
 //! The `rampart` command: `serve` runs the server; the other subcommands administer the data
 //! directory directly (they work whether or not the server is running).
 
+mod cli_routing;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -48,6 +50,15 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Manage connectors to carriers (a running server picks changes up within a second).
+    #[command(subcommand)]
+    Connector(cli_routing::ConnectorCommand),
+    /// Manage routes: which connector carries which destinations.
+    #[command(subcommand)]
+    Route(cli_routing::RouteCommand),
+    /// Manage our numbers: which account receives the messages sent to each.
+    #[command(subcommand)]
+    Number(cli_routing::NumberCommand),
 }
 
 #[derive(Subcommand)]
@@ -70,7 +81,8 @@ enum ApiKeyCommand {
         account: Option<String>,
         #[arg(long, default_value = "cli key")]
         name: String,
-        /// Comma-separated scopes (messages:send, messages:read, keys:manage, metrics:read, or *).
+        /// Comma-separated scopes (messages:send, messages:read, keys:manage, metrics:read,
+        /// inbound:read, connectors:read, or *).
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
         /// Expiry as RFC 3339, or a duration in days like `30d` or hours like `12h`.
@@ -91,7 +103,8 @@ enum ApiKeyCommand {
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rusmpp and rusmppc log whole PDUs, bind passwords included, at debug level.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rusmpp=warn,rusmppc=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -143,7 +156,22 @@ fn main() -> anyhow::Result<()> {
             core.store.close();
             Ok(())
         }
+        Command::Connector(command) => {
+            with_core(config, |core| cli_routing::run_connector(core, command))
+        }
+        Command::Route(command) => with_core(config, |core| cli_routing::run_route(core, command)),
+        Command::Number(command) => {
+            with_core(config, |core| cli_routing::run_number(core, command))
+        }
     }
+}
+
+/// Opens the data directory, runs `f`, and closes the store (committing) even when `f` fails.
+fn with_core(config: Config, f: impl FnOnce(&Core) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let core = Core::open(config)?;
+    let result = f(&core);
+    core.store.close();
+    result
 }
 
 fn resolve_account(core: &Core, account: Option<String>) -> anyhow::Result<String> {
@@ -239,6 +267,8 @@ fn run_apikey(core: &Core, command: ApiKeyCommand) -> anyhow::Result<()> {
             {
                 bail!("API key {id} is already revoked");
             }
+            // Running servers drop their cached key records on their next request.
+            rampart::identity::key_cache::announce_change(&core.config.data_dir)?;
             println!("revoked {id}");
         }
     }

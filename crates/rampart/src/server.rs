@@ -9,25 +9,29 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::mpsc;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::Keyring;
 use crate::data::keyring::MasterKey;
-use crate::delivery::router::{Route, Router};
+use crate::delivery::fleet::{Directory, Fleet, SANDBOX};
 use crate::delivery::sandbox::Sandbox;
 use crate::delivery::{Delivery, DeliveryDeps};
 use crate::http::{self, AppState};
 use crate::identity::api_keys::{self, StoredApiKey};
 use crate::identity::{ApiKeyToken, Scopes};
+use crate::network::limits::ConnectionLimit;
 use crate::network::tls;
 use crate::store::accounts::Account;
 use crate::store::{self, Store};
 
 /// Events waiting to be recorded before connectors are slowed down.
 const EVENT_QUEUE: usize = 65_536;
+/// How often the routing directory's version is checked.
+const ROUTING_POLL: Duration = Duration::from_secs(1);
 
 /// The opened data directory: configuration, database and keys.
 pub struct Core {
@@ -85,8 +89,14 @@ impl Core {
         scopes: Scopes,
         expires_at: Option<crate::clock::Millis>,
     ) -> anyhow::Result<(ApiKeyToken, StoredApiKey)> {
-        let (token, record) =
-            api_keys::issue(&self.keyring, account_id, name, scopes, expires_at, self.clock.now_ms());
+        let (token, record) = api_keys::issue(
+            &self.keyring,
+            account_id,
+            name,
+            scopes,
+            expires_at,
+            self.clock.now_ms(),
+        );
         let row = record.clone();
         self.store
             .write_blocking(move |c| store::api_keys::insert(c, &row))?;
@@ -122,15 +132,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let tls_config = tls::server_config(&cert, &key)?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let sandbox = Sandbox::new("sandbox", config.sandbox.clone(), events_tx);
-    let router = Router::new(
-        vec![sandbox],
-        vec![Route {
-            prefix: String::new(),
-            connector: "sandbox".into(),
-            priority: 0,
-        }],
-    );
+    let sandbox = Sandbox::new(SANDBOX, config.sandbox.clone(), events_tx.clone());
+    let mut fleet = Fleet::new(sandbox, core.keyring.clone(), core.clock.clone(), events_tx);
+    let version = core.store.read(store::routing::routing_version)?;
+    let router = fleet.start(Directory::load(&core.store)?);
     let deps = DeliveryDeps {
         store: core.store.clone(),
         keyring: core.keyring.clone(),
@@ -138,6 +143,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config: config.delivery.clone(),
     };
     let delivery = Arc::new(Delivery::start(deps, router, events_rx).await?);
+    let (stop_reload, reload_stopped) = watch::channel(false);
+    let reload = tokio::spawn(reload_routing(
+        fleet,
+        core.store.clone(),
+        delivery.clone(),
+        version,
+        reload_stopped,
+    ));
     let state = AppState::new(
         core.store.clone(),
         core.keyring.clone(),
@@ -153,7 +166,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let mut server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls_config))?
+    // The connection cap sits under TLS: a connection over the cap is closed before any handshake.
+    let limit = ConnectionLimit::new(DefaultAcceptor, config.limits.max_connections);
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config)).acceptor(limit.clone());
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
         .handle(handle.clone())
         .first_request_timeout(Duration::from_millis(config.limits.header_read_timeout_ms));
     server
@@ -174,7 +191,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let plain_addr = listener.local_addr()?;
         tracing::warn!(%plain_addr, "plaintext HTTP listener enabled by configuration");
         println!("Rampart listening on http://{plain_addr} (plaintext, as configured)");
-        let server = axum_server::from_tcp(listener)?.handle(plain_handle);
+        let server = axum_server::from_tcp(listener)?.acceptor(limit).handle(plain_handle);
         servers.push(tokio::spawn(server.serve(app.into_make_service())));
     }
 
@@ -185,11 +202,51 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for server in servers {
         let _ = server.await;
     }
+    // The fleet holds an event sender: it must be gone before delivery waits for the last event.
+    let _ = stop_reload.send(true);
+    let _ = reload.await;
     delivery.shutdown().await;
     drop(state);
     core.store.close();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Rebuilds the router whenever the routing directory changes (the CLI edits it while the
+/// server runs). One point read a second; connectors that did not change keep their links.
+async fn reload_routing(
+    mut fleet: Fleet,
+    store: Arc<Store>,
+    delivery: Arc<Delivery>,
+    mut seen: i64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(ROUTING_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let version = match store.read(store::routing::routing_version) {
+            Ok(version) => version,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the routing version");
+                continue;
+            }
+        };
+        if version == seen {
+            continue;
+        }
+        match Directory::load(&store) {
+            Ok(directory) => {
+                tracing::info!(version, "routing changed; reloading connectors and routes");
+                fleet.apply(&delivery, directory).await;
+                seen = version;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the routing directory"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -172,3 +172,34 @@ async fn shutdown_requeues_what_was_queued_and_refuses_more() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_submission_queued_behind_a_full_window_comes_back_when_the_link_drops() {
+    require_node!();
+    let smsc = Smsc::start(json!({ "port": 0, "respond_after_ms": 5000 })).await;
+    let mut settings = config(smsc.port);
+    settings.window = 1;
+    let mut client = TestClient::spawn(settings);
+    client
+        .wait_for(|event| *event == SmppEvent::Link(LinkState::Bound))
+        .await;
+    client.submit(gsm7_submission(1, b"in the window")).await;
+    smsc.wait_for_record(|record| record["event"] == "submit_sm")
+        .await;
+    client.submit(gsm7_submission(2, b"queued")).await;
+    smsc.kill().await;
+    // Nothing listens any more, so no rebind can send the queued one: the drop must hand
+    // both back.
+    let mut requeued = BTreeSet::new();
+    let handed_back = timeout(Duration::from_secs(20), async {
+        while requeued.len() < 2 {
+            if let SmppEvent::Requeue { reference } = client.next_event().await {
+                requeued.insert(reference);
+            }
+        }
+    })
+    .await;
+    assert!(handed_back.is_ok(), "only {requeued:?} came back");
+    assert_eq!(requeued, BTreeSet::from([1, 2]));
+    client.shutdown().await;
+}

@@ -111,6 +111,8 @@ pub struct ConnectorStatus {
     pub kind: &'static str,
     pub up: bool,
     pub in_flight: usize,
+    /// Most submissions in flight at once, for connectors that have a window.
+    pub window: Option<usize>,
     pub submitted: u64,
     pub errors: u64,
 }

@@ -6,8 +6,11 @@
 //! queued again at start: at-least-once towards carriers).
 
 pub mod connector;
+pub mod fleet;
 pub mod router;
 pub mod sandbox;
+pub mod smpp;
+pub mod smpp_config;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -23,7 +26,7 @@ use crate::data::Keyring;
 use crate::store::{self, Store, StoreError};
 
 /// Most events recorded in one store job.
-const EVENT_BATCH: usize = 4096;
+const EVENT_BATCH: usize = 1024;
 
 /// The running delivery worker.
 pub struct Delivery {
@@ -156,7 +159,7 @@ async fn dispatch(
         let now = deps.clock.now_ms();
         let claimed = match deps
             .store
-            .write(move |c| store::messages::claim_due(c, now, limit))
+            .write_background(move |c| store::messages::claim_due(c, now, limit))
             .await
         {
             Ok(claimed) => claimed,
@@ -178,13 +181,38 @@ async fn dispatch(
         }
         metrics::counter!("rampart_messages_claimed_total").increment(claimed.len() as u64);
         let table = router.read().map(|r| r.clone()).unwrap_or_default();
+        let mut unsent = Vec::new();
         for message in claimed {
-            hand_over(&deps, &table, message).await;
+            if let Some(outcome) = hand_over(&deps, &table, message).await {
+                unsent.push(outcome);
+            }
         }
+        record_unsent(&deps, unsent).await;
     }
 }
 
-async fn hand_over(deps: &DeliveryDeps, router: &Router, message: store::messages::StoredMessage) {
+/// Why a claimed message did not reach a connector.
+enum Unsent {
+    /// It cannot be sent (no route, undecryptable): counts as a failed attempt.
+    Refused(ConnectorEvent),
+    /// Its connectors are down or stopping: it waits, without counting as a failure, since
+    /// no carrier has said anything about it.
+    Postponed {
+        message_id: String,
+        attempt: u32,
+        code: &'static str,
+        detail: String,
+    },
+}
+
+/// Longest wait of a message whose connectors are down before it is tried again.
+const POSTPONE_MAX_MS: Millis = 10_000;
+
+async fn hand_over(
+    deps: &DeliveryDeps,
+    router: &Router,
+    message: store::messages::StoredMessage,
+) -> Option<Unsent> {
     let id = message.id.clone();
     let attempt = message.attempts;
     let decrypted = deps
@@ -201,26 +229,31 @@ async fn hand_over(deps: &DeliveryDeps, router: &Router, message: store::message
         Ok(pair) => pair,
         Err(e) => {
             tracing::error!(message_id = %id, error = %e, "message cannot be decrypted");
-            settle(
-                deps,
+            return Some(refusal(
                 id,
                 attempt,
                 "decrypt_failed",
                 "the stored message cannot be decrypted",
                 true,
-            )
-            .await;
-            return;
+            ));
         }
     };
     let Some(connector) = router.pick(&to) else {
-        let (code, detail) = if router.has_route(&to) {
-            ("connectors_down", "every connector on this route is down")
-        } else {
-            ("no_route", "no route matches this destination")
-        };
-        settle(deps, id, attempt, code, detail, false).await;
-        return;
+        if router.has_route(&to) {
+            return Some(Unsent::Postponed {
+                message_id: id,
+                attempt,
+                code: "connectors_down",
+                detail: "every connector on this route is down".into(),
+            });
+        }
+        return Some(refusal(
+            id,
+            attempt,
+            "no_route",
+            "no route matches this destination",
+            false,
+        ));
     };
     let outbound = Outbound {
         message_id: id.clone(),
@@ -232,42 +265,55 @@ async fn hand_over(deps: &DeliveryDeps, router: &Router, message: store::message
         valid_until: message.valid_until,
         attempt,
     };
-    if let Err(e) = connector.submit(outbound).await {
-        settle(
-            deps,
-            id,
+    match connector.submit(outbound).await {
+        Ok(()) => None,
+        Err(e) => Some(Unsent::Postponed {
+            message_id: id,
             attempt,
-            "connector_unavailable",
-            &e.to_string(),
-            false,
-        )
-        .await;
+            code: "connector_unavailable",
+            detail: e.to_string(),
+        }),
     }
 }
 
-/// Records a refusal that happened before any connector answered.
-async fn settle(
-    deps: &DeliveryDeps,
-    id: String,
-    attempt: u32,
-    code: &str,
-    detail: &str,
-    permanent: bool,
-) {
-    let event = ConnectorEvent::Refused {
+fn refusal(id: String, attempt: u32, code: &str, detail: &str, permanent: bool) -> Unsent {
+    Unsent::Refused(ConnectorEvent::Refused {
         message_id: id,
         attempt,
         code: code.into(),
         detail: detail.into(),
         permanent,
-    };
+    })
+}
+
+/// Records, in one store job, what happened to the messages of a batch that were not sent.
+async fn record_unsent(deps: &DeliveryDeps, unsent: Vec<Unsent>) {
+    if unsent.is_empty() {
+        return;
+    }
     let (deps2, now) = (deps.clone(), deps.clock.now_ms());
-    if let Err(e) = deps
+    let result = deps
         .store
-        .write(move |c| apply(c, &deps2, &[event], now))
-        .await
-    {
-        tracing::error!(error = %e, "cannot record a delivery failure");
+        .write_background(move |c| {
+            for outcome in &unsent {
+                match outcome {
+                    Unsent::Refused(event) => apply(c, &deps2, std::slice::from_ref(event), now)?,
+                    Unsent::Postponed {
+                        message_id,
+                        attempt,
+                        code,
+                        detail,
+                    } => {
+                        let wait = backoff(&deps2.config, *attempt).min(POSTPONE_MAX_MS);
+                        store::messages::mark_retry(c, message_id, now + wait, code, detail, now)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "cannot record delivery failures");
     }
 }
 
@@ -279,7 +325,7 @@ async fn record(deps: DeliveryDeps, mut events: mpsc::Receiver<ConnectorEvent>) 
         let count = todo.len();
         if let Err(e) = deps
             .store
-            .write(move |c| apply(c, &deps2, &todo, now))
+            .write_background(move |c| apply(c, &deps2, &todo, now))
             .await
         {
             // The events are lost only from memory: the messages stay `sending`/`sent` in the
@@ -354,11 +400,54 @@ fn apply(
                     )?;
                 }
             }
-            ConnectorEvent::Inbound { .. } => {
-                // Inbound messages need the numbers directory; until then they are counted only.
-                metrics::counter!("rampart_inbound_unrouted_total").increment(1);
-            }
+            ConnectorEvent::Inbound {
+                connector,
+                from,
+                to,
+                body,
+            } => record_inbound(conn, deps, connector, from, to, body, now)?,
         }
     }
+    Ok(())
+}
+
+/// Stores an inbound message for the account that owns the number it was sent to, encrypted;
+/// a message to a number nobody owns is only counted.
+fn record_inbound(
+    conn: &rusqlite::Connection,
+    deps: &DeliveryDeps,
+    connector: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let Some(owner) = store::routing::number_owner(conn, to)? else {
+        metrics::counter!("rampart_inbound_unrouted_total").increment(1);
+        tracing::warn!(connector, to = %crate::messaging::phone::mask(to), "inbound message to a number no account owns");
+        return Ok(());
+    };
+    let id = store::new_id("inb");
+    // The same spelling as outbound recipients, so one blind index finds both.
+    let from = crate::messaging::PhoneNumber::parse(from)
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_else(|_| from.to_owned());
+    let row = store::inbound::InboundRow {
+        from_sealed: deps
+            .keyring
+            .encrypt(from.as_bytes(), format!("inbound-from:{id}").as_bytes())?,
+        from_index: deps.keyring.blind_index(b"phone", from.as_bytes()),
+        body_sealed: deps
+            .keyring
+            .encrypt(body.as_bytes(), format!("inbound-body:{id}").as_bytes())?,
+        id,
+        account_id: owner.account_id,
+        to_number: owner.number,
+        connector: connector.to_owned(),
+        received_at: now,
+    };
+    store::inbound::insert(conn, &row)?;
+    metrics::counter!("rampart_inbound_received_total", "connector" => connector.to_owned())
+        .increment(1);
     Ok(())
 }

@@ -114,10 +114,10 @@ impl Sandbox {
             state,
             error_code: error_code.map(str::to_owned),
         };
-        if let Ok(guard) = self.receipts.lock() {
-            if let Some(tx) = guard.as_ref() {
-                let _ = tx.send((delay, event));
-            }
+        if let Ok(guard) = self.receipts.lock()
+            && let Some(tx) = guard.as_ref()
+        {
+            let _ = tx.send((delay, event));
         }
     }
 
@@ -151,10 +151,10 @@ async fn run_receipt_clock(
             } => {
                 let now = Instant::now();
                 while heap.peek().is_some_and(|Reverse(s)| s.due <= now) {
-                    if let Some(Reverse(s)) = heap.pop() {
-                        if events.send(s.event).await.is_err() {
-                            return;
-                        }
+                    if let Some(Reverse(s)) = heap.pop()
+                        && events.send(s.event).await.is_err()
+                    {
+                        return;
                     }
                 }
             }
@@ -225,6 +225,7 @@ impl Connector for Sandbox {
             kind: "sandbox",
             up: self.is_up(),
             in_flight: 0,
+            window: None,
             submitted: self.submitted.load(Ordering::Relaxed),
             errors: self.refused.load(Ordering::Relaxed),
         }

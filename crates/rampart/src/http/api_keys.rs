@@ -12,6 +12,7 @@ use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Auth};
 use crate::clock;
 use crate::identity::api_keys::{self, StoredApiKey};
+use crate::identity::key_cache;
 use crate::identity::{Scope, Scopes};
 use crate::store;
 
@@ -118,7 +119,14 @@ pub async fn create_api_key(
             }
         },
     };
-    let (token, stored) = api_keys::issue(&state.keyring, &principal.account_id, &name, scopes, expires_at, now);
+    let (token, stored) = api_keys::issue(
+        &state.keyring,
+        &principal.account_id,
+        &name,
+        scopes,
+        expires_at,
+        now,
+    );
     let record = stored.clone();
     state
         .store
@@ -187,6 +195,10 @@ pub async fn revoke_api_key(
     if !revoked {
         return Err(ApiError::not_found("API key"));
     }
+    key_cache::announce_change(&state.config.data_dir).map_err(|e| {
+        tracing::error!(error = %e, "cannot announce a key revocation");
+        ApiError::internal()
+    })?;
     tracing::info!(key_id = %id, by = %principal.key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,6 @@ use super::AppState;
 use super::error::ApiError;
 use crate::identity::api_keys::{self, ApiKeyToken, KeyRejection};
 use crate::identity::{Principal, Scope};
-use crate::store;
 
 /// A JSON body, with the raw bytes kept (for idempotency fingerprints).
 pub struct ApiJson<T> {
@@ -143,8 +142,8 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or_else(|| reject(KeyRejection::Malformed))?;
         let hash = state.keyring.hash_api_key(token.reveal());
         let stored = state
-            .store
-            .read(|c| store::api_keys::find(c, token.id()))?
+            .keys
+            .find(&state.store, token.id())?
             .ok_or_else(|| reject(KeyRejection::Unknown))?;
         let now = state.clock.now_ms();
         let principal = api_keys::verify(&stored, &hash, now).map_err(reject)?;

@@ -2,8 +2,10 @@
 //! protective layers every request passes (body limit, deadline, load shedding, panic guard).
 
 pub mod api_keys;
+pub mod connectors;
 pub mod error;
 pub mod extract;
+pub mod inbound;
 pub mod messages;
 pub mod system;
 
@@ -32,6 +34,7 @@ use crate::clock::{Millis, SharedClock};
 use crate::config::Config;
 use crate::data::Keyring;
 use crate::delivery::Delivery;
+use crate::identity::key_cache::KeyCache;
 use crate::store::{self, Store};
 
 /// Everything a handler can reach.
@@ -40,6 +43,7 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub store: Arc<Store>,
+    pub keys: KeyCache,
     pub keyring: Arc<Keyring>,
     pub clock: SharedClock,
     pub config: Arc<Config>,
@@ -70,6 +74,7 @@ impl AppState {
         delivery: Arc<Delivery>,
         metrics: PrometheusHandle,
     ) -> Self {
+        let keys = KeyCache::new(&config.data_dir);
         let openapi_json = Bytes::from(api_router().into_openapi().to_json().unwrap_or_default());
         Self(Arc::new(Shared {
             store,
@@ -81,6 +86,7 @@ impl AppState {
             openapi_json,
             ready: AtomicBool::new(true),
             key_touches: Mutex::new(HashMap::new()),
+            keys,
         }))
     }
 
@@ -166,6 +172,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(messages::cancel_message))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
+        .routes(routes!(inbound::list_inbound))
+        .routes(routes!(inbound::get_inbound))
+        .routes(routes!(inbound::list_numbers))
+        .routes(routes!(connectors::list_connectors))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

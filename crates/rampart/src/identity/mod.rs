@@ -2,6 +2,7 @@
 //! Deny by default: a key can do exactly what its scopes name, within its own account.
 
 pub mod api_keys;
+pub mod key_cache;
 pub mod scopes;
 
 pub use api_keys::{ApiKeyToken, Principal};

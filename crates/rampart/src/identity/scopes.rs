@@ -13,14 +13,20 @@ pub enum Scope {
     KeysManage,
     /// Scrape Prometheus metrics.
     MetricsRead,
+    /// Read inbound messages sent to the account's numbers, and list those numbers.
+    InboundRead,
+    /// Read every connector's status (server-wide: for operators only).
+    ConnectorsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 6] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::KeysManage,
         Scope::MetricsRead,
+        Scope::InboundRead,
+        Scope::ConnectorsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +35,8 @@ impl Scope {
             Scope::MessagesRead => "messages:read",
             Scope::KeysManage => "keys:manage",
             Scope::MetricsRead => "metrics:read",
+            Scope::InboundRead => "inbound:read",
+            Scope::ConnectorsRead => "connectors:read",
         }
     }
 
@@ -48,7 +56,8 @@ pub struct Scopes(u32);
 /// A scope name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scope `{0}`; known scopes: messages:send, messages:read, keys:manage, metrics:read"
+    "unknown scope `{0}`; known scopes: messages:send, messages:read, keys:manage, metrics:read, \
+     inbound:read, connectors:read"
 )]
 pub struct UnknownScope(pub String);
 

@@ -203,10 +203,10 @@ pub fn list(
         args.push(before.into());
     }
     if let Some(id) = &filter.before_id {
-        sql.push_str(" AND id < ?");
+        sql.push_str(" AND seq < (SELECT seq FROM messages WHERE id = ?)");
         args.push(id.clone().into());
     }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    sql.push_str(" ORDER BY seq DESC LIMIT ?");
     args.push((filter.limit as i64).into());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), from_row)?;
@@ -237,31 +237,27 @@ pub fn requeue_unfinished_sends(conn: &Connection, now: Millis) -> Result<usize,
     )?)
 }
 
-/// Expires queued messages whose validity has run out before they could be sent.
-pub fn expire_overdue(conn: &Connection, now: Millis) -> Result<usize, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "UPDATE messages SET status = 'expired', error_code = 'validity_expired', completed_at = ?1, updated_at = ?1 \
-             WHERE status = 'queued' AND next_attempt_at <= ?1 AND valid_until IS NOT NULL AND valid_until <= ?1",
-        )?
-        .execute([now])?)
-}
-
-/// Takes up to `limit` due messages off the queue, marking them `sending`.
-pub fn claim_due(
-    conn: &Connection,
-    now: Millis,
-    limit: usize,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    expire_overdue(conn, now)?;
+/// Takes up to `limit` due messages off the queue, marking them `sending`. Claimed messages
+/// whose validity has already run out are marked `expired` instead and not returned.
+pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ?1 \
-         WHERE id IN (SELECT id FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1 \
-                      ORDER BY next_attempt_at LIMIT ?2) \
+         WHERE seq IN (SELECT seq FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1 \
+                       ORDER BY next_attempt_at LIMIT ?2) \
          RETURNING {COLUMNS}"
     ))?;
     let rows = stmt.query_map(params![now, limit as i64], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let claimed: Vec<StoredMessage> = rows.collect::<Result<_, _>>()?;
+    let (live, overdue): (Vec<_>, Vec<_>) =
+        claimed.into_iter().partition(|m| m.valid_until.is_none_or(|until| until > now));
+    let mut expire = conn.prepare_cached(
+        "UPDATE messages SET status = 'expired', error_code = 'validity_expired', completed_at = ?2, updated_at = ?2 \
+         WHERE id = ?1",
+    )?;
+    for message in overdue {
+        expire.execute(params![message.id, now])?;
+    }
+    Ok(live)
 }
 
 /// When the next queued message falls due, if any.

@@ -1,0 +1,238 @@
+//! How a stored SMPP connector (a `connectors` row) becomes a `rampart_smpp::SmppConfig`: the
+//! password unsealed, the CA file read, and the optional tunables of the `options` JSON.
+
+use std::time::Duration;
+
+use rampart_smpp::{BindMode, Concatenation, SecretString, SmppConfig, SmppError, TlsConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Keyring;
+use crate::store::routing::{ConnectorRow, password_context};
+
+/// Tunables beyond the common flags, stored as the connector's `options` JSON object. Every
+/// field is optional; absent ones keep the SMPP client's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmppOptions {
+    /// `system_type` of the bind (often empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_type: Option<String>,
+    /// `transceiver` (default) or `transmitter_receiver`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindOption>,
+    /// `udh` (default), `sar` or `payload`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concatenation: Option<ConcatenationOption>,
+    /// Pack GSM-7 8-into-7 (default false: one septet per byte).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gsm7_packed: Option<bool>,
+    /// Name to verify on the SMSC's certificate (default: the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enquire_link_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_min_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_max_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_backoff_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_throttle_retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindOption {
+    Transceiver,
+    TransmitterReceiver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcatenationOption {
+    Udh,
+    Sar,
+    Payload,
+}
+
+/// Why a connector's settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SmppSetupError {
+    /// The `options` JSON does not parse or names an option that does not exist.
+    #[error("connector {name}: invalid options: {reason}")]
+    Options { name: String, reason: String },
+    /// The CA file named by `tls_ca_file` cannot be read.
+    #[error("connector {name}: cannot read the TLS CA file {path}: {source}")]
+    CaFile {
+        name: String,
+        path: String,
+        source: std::io::Error,
+    },
+    /// The sealed password does not decrypt (another master key, or tampering).
+    #[error("connector {name}: the stored password cannot be decrypted")]
+    Password { name: String },
+    /// The SMPP client refuses the settings (lengths, ranges, certificates).
+    #[error("connector {name}: {source}")]
+    Client { name: String, source: SmppError },
+    /// The connector's kind is not one this build can run.
+    #[error("connector {name}: unknown kind `{kind}`")]
+    UnknownKind { name: String, kind: String },
+}
+
+impl SmppOptions {
+    /// Parses the stored JSON object (empty means no options).
+    pub fn parse(name: &str, json: &str) -> Result<Self, SmppSetupError> {
+        if json.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_str(json).map_err(|e| SmppSetupError::Options {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Builds and validates the SMPP client configuration of a stored connector.
+pub fn smpp_config(row: &ConnectorRow, keyring: &Keyring) -> Result<SmppConfig, SmppSetupError> {
+    if row.kind != "smpp" {
+        return Err(SmppSetupError::UnknownKind {
+            name: row.name.clone(),
+            kind: row.kind.clone(),
+        });
+    }
+    let password = keyring
+        .decrypt_string(&row.password_sealed, password_context(&row.name).as_bytes())
+        .map_err(|_| SmppSetupError::Password {
+            name: row.name.clone(),
+        })?;
+    let ca_pem = row
+        .tls_ca_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path).map_err(|source| SmppSetupError::CaFile {
+                name: row.name.clone(),
+                path: path.clone(),
+                source,
+            })
+        })
+        .transpose()?;
+    build(row, SecretString::from(password), ca_pem)
+}
+
+/// The configuration from plain parts; also used by the CLI to check settings before storing.
+pub fn build(
+    row: &ConnectorRow,
+    password: SecretString,
+    ca_pem: Option<String>,
+) -> Result<SmppConfig, SmppSetupError> {
+    let options = SmppOptions::parse(&row.name, &row.options)?;
+    let mut config = SmppConfig::new(row.host.clone(), row.port, row.system_id.clone(), password);
+    config.window = row.window;
+    config.max_rate = row.max_rate;
+    if row.tls {
+        let mut tls = TlsConfig::new(
+            options
+                .tls_server_name
+                .clone()
+                .unwrap_or_else(|| row.host.clone()),
+        );
+        tls.extra_root_ca_pem = ca_pem;
+        config.tls = Some(tls);
+    }
+    if let Some(system_type) = options.system_type {
+        config.system_type = system_type;
+    }
+    if let Some(bind) = options.bind {
+        config.bind = match bind {
+            BindOption::Transceiver => BindMode::Transceiver,
+            BindOption::TransmitterReceiver => BindMode::TransmitterReceiver,
+        };
+    }
+    if let Some(concatenation) = options.concatenation {
+        config.concatenation = match concatenation {
+            ConcatenationOption::Udh => Concatenation::Udh,
+            ConcatenationOption::Sar => Concatenation::SarTlvs,
+            ConcatenationOption::Payload => Concatenation::MessagePayload,
+        };
+    }
+    if let Some(packed) = options.gsm7_packed {
+        config.gsm7_packed = packed;
+    }
+    let ms = Duration::from_millis;
+    let durations = [
+        (options.enquire_link_ms, &mut config.enquire_link_interval),
+        (options.response_timeout_ms, &mut config.response_timeout),
+        (options.connect_timeout_ms, &mut config.connect_timeout),
+        (options.reconnect_min_ms, &mut config.reconnect_min_backoff),
+        (options.reconnect_max_ms, &mut config.reconnect_max_backoff),
+        (options.throttle_backoff_ms, &mut config.throttle_backoff),
+    ];
+    for (value, field) in durations {
+        if let Some(value) = value {
+            *field = ms(value);
+        }
+    }
+    if let Some(retries) = options.max_throttle_retries {
+        config.max_throttle_retries = retries;
+    }
+    config.validate().map_err(|source| SmppSetupError::Client {
+        name: row.name.clone(),
+        source,
+    })?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(options: &str) -> ConnectorRow {
+        ConnectorRow {
+            name: "c1".into(),
+            kind: "smpp".into(),
+            host: "smsc.example".into(),
+            port: 2775,
+            system_id: "rampart".into(),
+            password_sealed: Vec::new(),
+            tls: true,
+            tls_ca_file: None,
+            window: 10,
+            max_rate: Some(50),
+            options: options.into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn options_reach_the_smpp_configuration() {
+        let config = build(
+            &row(r#"{"bind":"transmitter_receiver","concatenation":"sar","reconnect_max_ms":500,"reconnect_min_ms":100}"#),
+            SecretString::from("secret"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.bind, BindMode::TransmitterReceiver);
+        assert_eq!(config.concatenation, Concatenation::SarTlvs);
+        assert_eq!(config.reconnect_max_backoff, Duration::from_millis(500));
+        assert_eq!(config.window, 10);
+        assert_eq!(config.max_rate, Some(50));
+        assert_eq!(config.tls.unwrap().server_name, "smsc.example");
+    }
+
+    #[test]
+    fn unknown_options_and_overlong_passwords_are_refused() {
+        assert!(matches!(
+            build(&row(r#"{"windw":3}"#), SecretString::from("secret"), None),
+            Err(SmppSetupError::Options { .. })
+        ));
+        assert!(matches!(
+            build(&row("{}"), SecretString::from("longer than eight"), None),
+            Err(SmppSetupError::Client { .. })
+        ));
+    }
+}

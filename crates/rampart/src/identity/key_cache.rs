@@ -1,0 +1,114 @@
+//! API key records cached in memory, so authenticating a request costs no database read.
+//!
+//! Revocation must still take effect on the very next request, even when it is done by the CLI
+//! in another process. Every change to keys replaces a small epoch file in the data directory
+//! (a new inode each time, by rename); each lookup compares the file's identity, one `stat`,
+//! and drops the whole cache when it moved on.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use super::api_keys::StoredApiKey;
+use crate::store::{self, Store, StoreError};
+
+/// The epoch file's identity: inode and modification time.
+type Stamp = (u64, i64, i64);
+
+/// Cached key records, valid while the epoch file is unchanged.
+pub struct KeyCache {
+    epoch_file: PathBuf,
+    entries: RwLock<(Stamp, HashMap<String, StoredApiKey>)>,
+}
+
+fn stamp(path: &Path) -> Stamp {
+    fs::metadata(path).map(|m| (m.ino(), m.mtime(), m.mtime_nsec())).unwrap_or((0, 0, 0))
+}
+
+/// The epoch file of a data directory.
+pub fn epoch_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-keys.epoch")
+}
+
+/// Tells every running server that keys changed. Call after the change is committed.
+pub fn announce_change(data_dir: &Path) -> std::io::Result<()> {
+    let target = epoch_file(data_dir);
+    let temp = data_dir.join(format!(".api-keys.epoch.{}", std::process::id()));
+    fs::write(&temp, crate::store::new_id("epoch"))?;
+    fs::rename(&temp, &target)
+}
+
+impl KeyCache {
+    pub fn new(data_dir: &Path) -> Self {
+        Self { epoch_file: epoch_file(data_dir), entries: RwLock::new(((0, 0, 0), HashMap::new())) }
+    }
+
+    /// The key with this public id, from memory when the epoch is unchanged.
+    pub fn find(&self, store: &Store, id: &str) -> Result<Option<StoredApiKey>, StoreError> {
+        let current = stamp(&self.epoch_file);
+        if let Ok(entries) = self.entries.read() {
+            if entries.0 == current {
+                if let Some(key) = entries.1.get(id) {
+                    return Ok(Some(key.clone()));
+                }
+            }
+        }
+        // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
+        // next lookup reloads.
+        let found = store.read(|c| store::api_keys::find(c, id))?;
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.0 != current {
+                entries.1.clear();
+                entries.0 = current;
+            }
+            if let Some(key) = &found {
+                entries.1.insert(id.to_owned(), key.clone());
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Scopes;
+
+    #[test]
+    fn a_change_announced_after_caching_is_seen_on_the_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .write_blocking(|c| {
+                store::accounts::insert(
+                    c,
+                    &store::accounts::Account { id: "acc_1".into(), name: "a".into(), created_at: 0 },
+                )?;
+                store::api_keys::insert(
+                    c,
+                    &StoredApiKey {
+                        id: "rk_1".into(),
+                        account_id: "acc_1".into(),
+                        name: "k".into(),
+                        hash: vec![0; 32],
+                        scopes: Scopes::all(),
+                        created_at: 0,
+                        expires_at: None,
+                        revoked_at: None,
+                        last_used_at: None,
+                    },
+                )
+            })
+            .unwrap();
+        let cache = KeyCache::new(dir.path());
+        assert!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at.is_none());
+        store.write_blocking(|c| store::api_keys::revoke(c, "acc_1", "rk_1", 5)).unwrap();
+        // Without an announcement the cached record is served.
+        assert!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at.is_none());
+        announce_change(dir.path()).unwrap();
+        assert_eq!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at, Some(5));
+        store.close();
+    }
+}

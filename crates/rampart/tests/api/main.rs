@@ -1,0 +1,17 @@
+//! Black-box tests of the `rampart` server: each test starts the real binary on a fresh data
+//! directory and a free port, and talks to it over verified TLS like any client would.
+
+// A test reports failure by panicking; helpers outside `#[test]` functions do the same.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod durability;
+mod encoding;
+mod errors;
+mod helpers;
+mod isolation;
+mod messages;
+mod openapi;
+mod operations;
+mod reply;
+mod sandbox;

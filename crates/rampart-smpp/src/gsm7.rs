@@ -38,7 +38,7 @@ pub(crate) fn unpack_septets(packed: &[u8], fill_bits: u8) -> Vec<u8> {
         let high = u16::from(packed.get(byte + 1).copied().unwrap_or(0));
         septets.push((((low | (high << 8)) >> shift) & 0x7f) as u8);
     }
-    let last_is_padding = count > 1 && (fill + (count - 1) * 7).div_ceil(8) == packed.len();
+    let last_is_padding = count >= 1 && (fill + (count - 1) * 7).div_ceil(8) == packed.len();
     if last_is_padding && matches!(septets.last(), Some(0x00 | 0x0d)) {
         septets.pop();
     }

@@ -162,7 +162,7 @@ fn add_smpp(core: &Core, args: SmppArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", args.password_file.display()))?,
     );
     let password = password.trim_end_matches(['\r', '\n']);
-    let options = parse_options(&args.options)?;
+    let options = parse_options(&args.name, &args.options)?;
     let tls_ca_file = args
         .tls_ca
         .as_ref()
@@ -210,7 +210,7 @@ fn add_smpp(core: &Core, args: SmppArgs) -> anyhow::Result<()> {
 
 /// `KEY=VALUE` pairs into the options JSON, checked against [`SmppOptions`]. Values that read
 /// as JSON (numbers, booleans) are taken as such, anything else as a string.
-fn parse_options(pairs: &[String]) -> anyhow::Result<String> {
+fn parse_options(name: &str, pairs: &[String]) -> anyhow::Result<String> {
     let mut object = serde_json::Map::new();
     for pair in pairs {
         let (key, value) = pair
@@ -223,7 +223,7 @@ fn parse_options(pairs: &[String]) -> anyhow::Result<String> {
         object.insert(key.trim().to_owned(), value);
     }
     let json = serde_json::Value::Object(object).to_string();
-    SmppOptions::parse("new", &json)?;
+    SmppOptions::parse(name, &json)?;
     Ok(json)
 }
 

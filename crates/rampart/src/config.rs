@@ -163,7 +163,13 @@ impl Config {
         let known = Config::top_level_keys();
         figment = figment.merge(
             Env::prefixed("RAMPART_")
-                .filter(move |key| known.iter().any(|k| key.as_str() == *k || key.as_str().starts_with(&format!("{k}__"))))
+                .filter(move |key| {
+                    // figment hands the key over in its original case.
+                    let key = key.as_str().to_ascii_lowercase();
+                    known
+                        .iter()
+                        .any(|k| key == *k || key.starts_with(&format!("{k}__")))
+                })
                 .split("__"),
         );
         let mut config: Config = figment.extract().map_err(Box::new)?;

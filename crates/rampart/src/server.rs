@@ -168,7 +168,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     // The connection cap sits under TLS: a connection over the cap is closed before any handshake.
     let limit = ConnectionLimit::new(DefaultAcceptor, config.limits.max_connections);
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config)).acceptor(limit.clone());
+    let acceptor =
+        RustlsAcceptor::new(RustlsConfig::from_config(tls_config)).acceptor(limit.clone());
     let mut server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
         .handle(handle.clone())
@@ -191,7 +192,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let plain_addr = listener.local_addr()?;
         tracing::warn!(%plain_addr, "plaintext HTTP listener enabled by configuration");
         println!("Rampart listening on http://{plain_addr} (plaintext, as configured)");
-        let server = axum_server::from_tcp(listener)?.acceptor(limit).handle(plain_handle);
+        let server = axum_server::from_tcp(listener)?
+            .acceptor(limit)
+            .handle(plain_handle);
         servers.push(tokio::spawn(server.serve(app.into_make_service())));
     }
 

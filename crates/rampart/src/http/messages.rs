@@ -240,14 +240,14 @@ pub async fn send_message(
             .with_field("validity_period"));
         }
     };
-    if let Some(r) = &request.client_ref {
-        if r.chars().count() > 128 || r.chars().any(char::is_control) {
-            return Err(ApiError::unprocessable(
-                "invalid_client_ref",
-                "`client_ref` must be at most 128 printable characters",
-            )
-            .with_field("client_ref"));
-        }
+    if let Some(r) = &request.client_ref
+        && (r.chars().count() > 128 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_client_ref",
+            "`client_ref` must be at most 128 printable characters",
+        )
+        .with_field("client_ref"));
     }
     let info = body.info();
     let mut rows = Vec::with_capacity(recipients.len());

@@ -3,13 +3,16 @@
 //! Revocation must still take effect on the very next request, even when it is done by the CLI
 //! in another process. Every change to keys replaces a small epoch file in the data directory
 //! (a new inode each time, by rename); each lookup compares the file's identity, one `stat`,
-//! and drops the whole cache when it moved on.
+//! and drops the whole cache when it moved on. File times are coarse (a few milliseconds), so
+//! nothing is served from or put into the cache while the epoch file is younger than
+//! `SETTLE`: a later change then always shows a different modification time.
 
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
 use crate::store::{self, Store, StoreError};
@@ -17,14 +20,28 @@ use crate::store::{self, Store, StoreError};
 /// The epoch file's identity: inode and modification time.
 type Stamp = (u64, i64, i64);
 
+/// How old the epoch file must be before records are cached against it.
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// Cached key records, valid while the epoch file is unchanged.
 pub struct KeyCache {
     epoch_file: PathBuf,
     entries: RwLock<(Stamp, HashMap<String, StoredApiKey>)>,
 }
 
-fn stamp(path: &Path) -> Stamp {
-    fs::metadata(path).map(|m| (m.ino(), m.mtime(), m.mtime_nsec())).unwrap_or((0, 0, 0))
+/// The stamp, and whether the file is old enough to cache against.
+fn stamp(path: &Path) -> (Stamp, bool) {
+    match fs::metadata(path) {
+        Ok(m) => {
+            let settled = m
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= SETTLE);
+            ((m.ino(), m.mtime(), m.mtime_nsec()), settled)
+        }
+        Err(_) => ((0, 0, 0), true),
+    }
 }
 
 /// The epoch file of a data directory.
@@ -35,29 +52,35 @@ pub fn epoch_file(data_dir: &Path) -> PathBuf {
 /// Tells every running server that keys changed. Call after the change is committed.
 pub fn announce_change(data_dir: &Path) -> std::io::Result<()> {
     let target = epoch_file(data_dir);
-    let temp = data_dir.join(format!(".api-keys.epoch.{}", std::process::id()));
+    let temp = data_dir.join(format!(".api-keys.epoch.{}", crate::store::new_id("tmp")));
     fs::write(&temp, crate::store::new_id("epoch"))?;
     fs::rename(&temp, &target)
 }
 
 impl KeyCache {
     pub fn new(data_dir: &Path) -> Self {
-        Self { epoch_file: epoch_file(data_dir), entries: RwLock::new(((0, 0, 0), HashMap::new())) }
+        Self {
+            epoch_file: epoch_file(data_dir),
+            entries: RwLock::new(((0, 0, 0), HashMap::new())),
+        }
     }
 
     /// The key with this public id, from memory when the epoch is unchanged.
     pub fn find(&self, store: &Store, id: &str) -> Result<Option<StoredApiKey>, StoreError> {
-        let current = stamp(&self.epoch_file);
-        if let Ok(entries) = self.entries.read() {
-            if entries.0 == current {
-                if let Some(key) = entries.1.get(id) {
-                    return Ok(Some(key.clone()));
-                }
-            }
+        let (current, settled) = stamp(&self.epoch_file);
+        if let Ok(entries) = self.entries.read()
+            && settled
+            && entries.0 == current
+            && let Some(key) = entries.1.get(id)
+        {
+            return Ok(Some(key.clone()));
         }
         // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
         // next lookup reloads.
         let found = store.read(|c| store::api_keys::find(c, id))?;
+        if !settled {
+            return Ok(found);
+        }
         if let Ok(mut entries) = self.entries.write() {
             if entries.0 != current {
                 entries.1.clear();
@@ -84,7 +107,11 @@ mod tests {
             .write_blocking(|c| {
                 store::accounts::insert(
                     c,
-                    &store::accounts::Account { id: "acc_1".into(), name: "a".into(), created_at: 0 },
+                    &store::accounts::Account {
+                        id: "acc_1".into(),
+                        name: "a".into(),
+                        created_at: 0,
+                    },
                 )?;
                 store::api_keys::insert(
                     c,
@@ -103,12 +130,36 @@ mod tests {
             })
             .unwrap();
         let cache = KeyCache::new(dir.path());
-        assert!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at.is_none());
-        store.write_blocking(|c| store::api_keys::revoke(c, "acc_1", "rk_1", 5)).unwrap();
+        assert!(
+            cache
+                .find(&store, "rk_1")
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
+        store
+            .write_blocking(|c| store::api_keys::revoke(c, "acc_1", "rk_1", 5))
+            .unwrap();
         // Without an announcement the cached record is served.
-        assert!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at.is_none());
+        assert!(
+            cache
+                .find(&store, "rk_1")
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
         announce_change(dir.path()).unwrap();
-        assert_eq!(cache.find(&store, "rk_1").unwrap().unwrap().revoked_at, Some(5));
+        assert_eq!(
+            cache.find(&store, "rk_1").unwrap().unwrap().revoked_at,
+            Some(5)
+        );
+        std::thread::sleep(SETTLE);
+        assert_eq!(
+            cache.find(&store, "rk_1").unwrap().unwrap().revoked_at,
+            Some(5)
+        );
         store.close();
     }
 }

@@ -21,7 +21,10 @@ pub struct ConnectionLimit<A> {
 
 impl<A> ConnectionLimit<A> {
     pub fn new(inner: A, max: usize) -> Self {
-        Self { inner, permits: Arc::new(Semaphore::new(max.max(1))) }
+        Self {
+            inner,
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
     }
 }
 
@@ -45,24 +48,40 @@ where
     fn accept(&self, stream: I, service: S) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             metrics::counter!("rampart_connections_refused_total").increment(1);
-            return Box::pin(std::future::ready(Err(io::Error::other("connection limit reached"))));
+            return Box::pin(std::future::ready(Err(io::Error::other(
+                "connection limit reached",
+            ))));
         };
         let accepting = self.inner.accept(stream, service);
         Box::pin(async move {
             let (stream, service) = accepting.await?;
-            Ok((Limited { stream, _permit: permit }, service))
+            Ok((
+                Limited {
+                    stream,
+                    _permit: permit,
+                },
+                service,
+            ))
         })
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Limited<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 

@@ -239,7 +239,11 @@ pub fn requeue_unfinished_sends(conn: &Connection, now: Millis) -> Result<usize,
 
 /// Takes up to `limit` due messages off the queue, marking them `sending`. Claimed messages
 /// whose validity has already run out are marked `expired` instead and not returned.
-pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+pub fn claim_due(
+    conn: &Connection,
+    now: Millis,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ?1 \
          WHERE seq IN (SELECT seq FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1 \
@@ -248,8 +252,9 @@ pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Sto
     ))?;
     let rows = stmt.query_map(params![now, limit as i64], from_row)?;
     let claimed: Vec<StoredMessage> = rows.collect::<Result<_, _>>()?;
-    let (live, overdue): (Vec<_>, Vec<_>) =
-        claimed.into_iter().partition(|m| m.valid_until.is_none_or(|until| until > now));
+    let (live, overdue): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|m| m.valid_until.is_none_or(|until| until > now));
     let mut expire = conn.prepare_cached(
         "UPDATE messages SET status = 'expired', error_code = 'validity_expired', completed_at = ?2, updated_at = ?2 \
          WHERE id = ?1",
@@ -383,7 +388,10 @@ pub fn apply_receipt(
     let (status, code) = if delivered == total {
         (MessageStatus::Delivered, None)
     } else if delivered + expired == total {
-        (MessageStatus::Expired, Some("validity_expired"))
+        (
+            MessageStatus::Expired,
+            Some(error_code.unwrap_or("validity_expired")),
+        )
     } else {
         (
             MessageStatus::Undelivered,

@@ -23,11 +23,16 @@ use tokio::sync::{mpsc, oneshot};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),
-    M::up(include_str!("../../../../migrations/sqlite/0002_routing.sql")),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0002_routing.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.
 const MAX_GROUP: usize = 2048;
+
+/// Threads that fsync the WAL (see `run_syncer`).
+const SYNCERS: usize = 2;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +136,9 @@ impl Store {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| StoreError::Commit(format!("cannot create {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    StoreError::Commit(format!("cannot create {}: {e}", path.display()))
+                })?;
         }
         let mut conn = open_connection(path, false)?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
@@ -289,7 +296,17 @@ const BACKGROUND_SHARE: u32 = 4;
 
 fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wal_path: PathBuf) {
     let (to_syncer, synced) = std::sync::mpsc::channel::<Vec<Completion>>();
-    let syncer = thread::Builder::new().name("rampart-store-sync".into()).spawn(move || run_syncer(&wal_path, synced));
+    // Two syncers: a group committed while one is inside fsync starts its own fsync at once
+    // instead of waiting a whole sync for its turn.
+    let synced = std::sync::Arc::new(Mutex::new(synced));
+    let syncer = (0..SYNCERS)
+        .map(|i| {
+            let (path, synced) = (wal_path.clone(), synced.clone());
+            thread::Builder::new()
+                .name(format!("rampart-store-sync{i}"))
+                .spawn(move || run_syncer(&path, &synced))
+        })
+        .collect::<Result<Vec<_>, _>>();
     let mut api: VecDeque<Job> = VecDeque::new();
     let mut background: VecDeque<Job> = VecDeque::new();
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_GROUP);
@@ -320,7 +337,8 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wa
         }
         // Background work runs freely when no client waits; otherwise it gets a turn once API
         // groups have had (BACKGROUND_SHARE - 1) times its last cost.
-        let background_turn = api.is_empty() || api_time >= background_cost * (BACKGROUND_SHARE - 1);
+        let background_turn =
+            api.is_empty() || api_time >= background_cost * (BACKGROUND_SHARE - 1);
         let mut ran_background = false;
         if background_turn {
             let budget = if api.is_empty() { MAX_GROUP } else { 1 };
@@ -360,11 +378,13 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wa
                 }
             }
             (Err(e), _) => fail_all(group, e),
-            (Ok(()), Err(e)) => fail_all(group, &StoreError::Commit(format!("no sync thread: {e}"))),
+            (Ok(()), Err(e)) => {
+                fail_all(group, &StoreError::Commit(format!("no sync thread: {e}")))
+            }
         }
     }
     drop(to_syncer);
-    if let Ok(syncer) = syncer {
+    for syncer in syncer.into_iter().flatten() {
         let _ = syncer.join();
     }
     // Every sender is gone: fold the WAL back into the database for a tidy shutdown.
@@ -380,13 +400,17 @@ fn fail_all(group: Vec<Completion>, error: &StoreError) {
 /// Makes committed groups durable: one fsync of the WAL covers every group committed before
 /// it began, and only then are their writers told. While it syncs, the writer runs the next
 /// group, so the disk's sync latency is paid once per batch of groups, not per group.
-fn run_syncer(wal_path: &Path, groups: std::sync::mpsc::Receiver<Vec<Completion>>) {
+fn run_syncer(wal_path: &Path, groups: &Mutex<std::sync::mpsc::Receiver<Vec<Completion>>>) {
     let mut wal: Option<(std::fs::File, u64)> = None;
-    while let Ok(first) = groups.recv() {
-        let mut ready = vec![first];
-        ready.extend(groups.try_iter());
+    loop {
+        let ready: Vec<Vec<Completion>> = {
+            let Ok(groups) = groups.lock() else { return };
+            let Ok(first) = groups.recv() else { return };
+            std::iter::once(first).chain(groups.try_iter()).collect()
+        };
         let synced = sync_wal(wal_path, &mut wal);
-        let outcome = synced.map_err(|e| StoreError::Commit(format!("cannot sync the write-ahead log: {e}")));
+        let outcome =
+            synced.map_err(|e| StoreError::Commit(format!("cannot sync the write-ahead log: {e}")));
         for group in ready {
             for done in group {
                 done(outcome.as_ref().map(|_| ()));
@@ -445,10 +469,18 @@ mod tests {
                 let insert = move |c: &Connection| -> Result<(), StoreError> {
                     accounts::insert(
                         c,
-                        &accounts::Account { id: format!("acc_{i}"), name: "n".into(), created_at: i },
+                        &accounts::Account {
+                            id: format!("acc_{i}"),
+                            name: "n".into(),
+                            created_at: i,
+                        },
                     )
                 };
-                if lane_background { store.write_background(insert).await } else { store.write(insert).await }
+                if lane_background {
+                    store.write_background(insert).await
+                } else {
+                    store.write(insert).await
+                }
             }));
         }
         for task in tasks {
@@ -461,7 +493,11 @@ mod tests {
     #[tokio::test]
     async fn a_failing_job_rolls_back_only_its_own_changes() {
         let (_dir, store) = store();
-        let account = |id: &str| accounts::Account { id: id.into(), name: "n".into(), created_at: 0 };
+        let account = |id: &str| accounts::Account {
+            id: id.into(),
+            name: "n".into(),
+            created_at: 0,
+        };
         let (a, b) = (account("acc_a"), account("acc_b"));
         let failing = store.write(move |c| {
             accounts::insert(c, &a)?;
@@ -471,7 +507,12 @@ mod tests {
         let (failing, fine) = tokio::join!(failing, fine);
         assert!(failing.is_err());
         fine.unwrap();
-        let ids: Vec<String> = store.read(accounts::list).unwrap().into_iter().map(|a| a.id).collect();
+        let ids: Vec<String> = store
+            .read(accounts::list)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
         assert_eq!(ids, vec!["acc_b".to_owned()]);
         store.close();
     }
@@ -481,8 +522,14 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (dir, store) = store();
         store.close();
-        assert!(matches!(store.write_blocking(|_| Ok(())), Err(StoreError::Closed)));
-        let mode = std::fs::metadata(dir.path().join("test.db")).unwrap().permissions().mode();
+        assert!(matches!(
+            store.write_blocking(|_| Ok(())),
+            Err(StoreError::Closed)
+        ));
+        let mode = std::fs::metadata(dir.path().join("test.db"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0);
     }
 }

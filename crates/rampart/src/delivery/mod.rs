@@ -305,7 +305,7 @@ async fn record_unsent(deps: &DeliveryDeps, unsent: Vec<Unsent>) {
                         detail,
                     } => {
                         let wait = backoff(&deps2.config, *attempt).min(POSTPONE_MAX_MS);
-                        store::messages::mark_retry(c, message_id, now + wait, code, detail, now)?;
+                        store::messages::postpone(c, message_id, now + wait, code, detail, now)?;
                     }
                 }
             }

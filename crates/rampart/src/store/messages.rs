@@ -331,6 +331,25 @@ pub fn mark_retry(
     Ok(())
 }
 
+/// No connector could take the message (every one on its route is down): back to the queue
+/// until `next_attempt_at`, and the claim does not count as an attempt, so an outage cannot
+/// use up a message's attempts.
+pub fn postpone(
+    conn: &Connection,
+    id: &str,
+    next_attempt_at: Millis,
+    error_code: &str,
+    detail: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE messages SET status = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, \
+         error_code = ?3, error_detail = ?4, updated_at = ?5 WHERE id = ?1 AND status = 'sending'",
+    )?
+    .execute(params![id, next_attempt_at, error_code, detail, now])?;
+    Ok(())
+}
+
 /// A permanent failure: no carrier will take this message.
 pub fn mark_failed(
     conn: &Connection,

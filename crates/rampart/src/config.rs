@@ -30,6 +30,39 @@ pub struct Config {
     pub messaging: Messaging,
     pub delivery: Delivery,
     pub sandbox: Sandbox,
+    /// SMPP connectors declared here, beside those the CLI stores in the data directory.
+    pub connectors: Vec<DeclaredConnector>,
+    /// Routes declared here, beside those the CLI stores.
+    pub routes: Vec<crate::delivery::router::Route>,
+    /// The file this configuration was read from, if any (watched for connector and route
+    /// changes while the server runs).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
+}
+
+/// An SMPP connector declared in the configuration file. Its password is read from a file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredConnector {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    pub password_file: PathBuf,
+    #[serde(default)]
+    pub tls: bool,
+    /// Extra trusted roots (PEM) for the SMSC's certificate; implies `tls`.
+    pub tls_ca_file: Option<PathBuf>,
+    #[serde(default = "default_window")]
+    pub window: usize,
+    pub max_rate: Option<u32>,
+    /// Further tunables, as for `rampart connector add --option KEY=VALUE`.
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_window() -> usize {
+    64
 }
 
 /// Protection against floods and slow clients.
@@ -95,6 +128,9 @@ impl Default for Config {
             messaging: Messaging::default(),
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),
+            connectors: Vec::new(),
+            routes: Vec::new(),
+            source_file: None,
         }
     }
 }
@@ -154,7 +190,7 @@ impl Config {
             .map(Path::to_path_buf)
             .or_else(|| default_file.exists().then_some(default_file));
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
+        if let Some(file) = &file {
             figment = figment.merge(Toml::file_exact(file));
         }
         // Only variables naming a configuration key are read, so unrelated `RAMPART_*`
@@ -174,6 +210,7 @@ impl Config {
         );
         let mut config: Config = figment.extract().map_err(Box::new)?;
         config.data_dir = data_dir.to_path_buf();
+        config.source_file = file;
         Ok(config)
     }
 

@@ -17,7 +17,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::Keyring;
 use crate::data::keyring::MasterKey;
-use crate::delivery::fleet::{Directory, Fleet, SANDBOX};
+use crate::delivery::fleet::{Declared, Directory, Fleet, SANDBOX};
 use crate::delivery::sandbox::Sandbox;
 use crate::delivery::{Delivery, DeliveryDeps};
 use crate::http::{self, AppState};
@@ -135,7 +135,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sandbox = Sandbox::new(SANDBOX, config.sandbox.clone(), events_tx.clone());
     let mut fleet = Fleet::new(sandbox, core.keyring.clone(), core.clock.clone(), events_tx);
     let version = core.store.read(store::routing::routing_version)?;
-    let router = fleet.start(Directory::load(&core.store)?);
+    let mut declared = Declared::default();
+    let mut directory = Directory::load(&core.store)?;
+    declared.merge_into(&mut directory, &config, &core.keyring);
+    let router = fleet.start(directory);
     let deps = DeliveryDeps {
         store: core.store.clone(),
         keyring: core.keyring.clone(),
@@ -145,7 +148,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let delivery = Arc::new(Delivery::start(deps, router, events_rx).await?);
     let (stop_reload, reload_stopped) = watch::channel(false);
     let reload = tokio::spawn(reload_routing(
-        fleet,
+        Reloader {
+            fleet,
+            declared,
+            config: (*config).clone(),
+            keyring: core.keyring.clone(),
+        },
         core.store.clone(),
         delivery.clone(),
         version,
@@ -215,15 +223,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the routing reload task keeps between reloads.
+struct Reloader {
+    fleet: Fleet,
+    declared: Declared,
+    /// The configuration whose connectors and routes are in force.
+    config: Config,
+    keyring: Arc<Keyring>,
+}
+
+/// The configuration file's identity, to notice edits.
+fn file_stamp(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
 /// Rebuilds the router whenever the routing directory changes (the CLI edits it while the
-/// server runs). One point read a second; connectors that did not change keep their links.
+/// server runs) or the configuration file is edited (only its connectors and routes are
+/// re-read; other settings take a restart). One point read and one `stat` a second;
+/// connectors that did not change keep their links.
 async fn reload_routing(
-    mut fleet: Fleet,
+    mut reloader: Reloader,
     store: Arc<Store>,
     delivery: Arc<Delivery>,
     mut seen: i64,
     mut stop: watch::Receiver<bool>,
 ) {
+    let config_file = reloader
+        .config
+        .source_file
+        .clone()
+        .unwrap_or_else(|| reloader.config.data_dir.join("rampart.toml"));
+    let mut seen_file = file_stamp(&config_file);
     let mut tick = tokio::time::interval(ROUTING_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -238,13 +268,29 @@ async fn reload_routing(
                 continue;
             }
         };
-        if version == seen {
+        let file = file_stamp(&config_file);
+        if version == seen && file == seen_file {
             continue;
         }
+        if file != seen_file {
+            seen_file = file;
+            match Config::load(&reloader.config.data_dir, Some(&config_file)) {
+                Ok(config) => {
+                    reloader.config.connectors = config.connectors;
+                    reloader.config.routes = config.routes;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration file not reloaded; keeping its previous connectors and routes")
+                }
+            }
+        }
         match Directory::load(&store) {
-            Ok(directory) => {
+            Ok(mut directory) => {
                 tracing::info!(version, "routing changed; reloading connectors and routes");
-                fleet.apply(&delivery, directory).await;
+                reloader
+                    .declared
+                    .merge_into(&mut directory, &reloader.config, &reloader.keyring);
+                reloader.fleet.apply(&delivery, directory).await;
                 seen = version;
             }
             Err(e) => tracing::error!(error = %e, "cannot read the routing directory"),

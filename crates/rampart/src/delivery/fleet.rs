@@ -15,9 +15,11 @@ use super::sandbox::Sandbox;
 use super::smpp::SmppConnector;
 use super::smpp_config::smpp_config;
 use crate::clock::SharedClock;
+use crate::config::{Config, DeclaredConnector};
 use crate::data::Keyring;
-use crate::store::routing::ConnectorRow;
+use crate::store::routing::{ConnectorRow, password_context};
 use crate::store::{self, Store, StoreError};
+use zeroize::Zeroizing;
 
 /// The built-in connector's name; it always exists.
 pub const SANDBOX: &str = "sandbox";
@@ -39,6 +41,99 @@ impl Directory {
             })
         })
     }
+}
+
+/// Connectors and routes from the configuration file, turned into directory entries. Sealed
+/// passwords are kept while a password file is unchanged, so that an unchanged declaration
+/// compares equal across reloads and its connector keeps its link.
+#[derive(Default)]
+pub struct Declared {
+    sealed: HashMap<String, ([u8; 32], Vec<u8>)>,
+}
+
+impl Declared {
+    /// Adds the file's connectors and routes to `directory`. A declared connector replaces a
+    /// stored one of the same name. A connector whose password file cannot be read is left
+    /// out (and logged), like any connector that cannot start.
+    pub fn merge_into(&mut self, directory: &mut Directory, config: &Config, keyring: &Keyring) {
+        for declared in &config.connectors {
+            match self.row(declared, keyring) {
+                Ok(row) => {
+                    directory
+                        .connectors
+                        .retain(|stored| stored.name != row.name);
+                    directory.connectors.push(row);
+                }
+                Err(e) => {
+                    tracing::error!(connector = %declared.name, error = %e, "declared connector left out")
+                }
+            }
+        }
+        for route in &config.routes {
+            if !directory.routes.contains(route) {
+                directory.routes.push(route.clone());
+            }
+        }
+    }
+
+    fn row(
+        &mut self,
+        declared: &DeclaredConnector,
+        keyring: &Keyring,
+    ) -> Result<ConnectorRow, DeclaredError> {
+        use sha2::{Digest, Sha256};
+        let text = Zeroizing::new(std::fs::read_to_string(&declared.password_file).map_err(
+            |source| DeclaredError::PasswordFile {
+                path: declared.password_file.display().to_string(),
+                source,
+            },
+        )?);
+        let password = text.trim_end_matches(['\r', '\n']);
+        let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let sealed = match self.sealed.get(&declared.name) {
+            Some((seen, sealed)) if *seen == digest => sealed.clone(),
+            _ => {
+                let sealed = keyring.encrypt(
+                    password.as_bytes(),
+                    password_context(&declared.name).as_bytes(),
+                )?;
+                self.sealed
+                    .insert(declared.name.clone(), (digest, sealed.clone()));
+                sealed
+            }
+        };
+        Ok(ConnectorRow {
+            name: declared.name.clone(),
+            kind: "smpp".into(),
+            host: declared.host.clone(),
+            port: declared.port,
+            system_id: declared.system_id.clone(),
+            password_sealed: sealed,
+            tls: declared.tls || declared.tls_ca_file.is_some(),
+            tls_ca_file: declared
+                .tls_ca_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            window: declared.window,
+            max_rate: declared.max_rate,
+            options: serde_json::Value::Object(declared.options.clone()).to_string(),
+            created_at: 0,
+        })
+    }
+}
+
+/// Why a declared connector was left out.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclaredError {
+    /// Its password file could not be read.
+    #[error("cannot read the password file {path}: {source}")]
+    PasswordFile {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The password could not be sealed.
+    #[error(transparent)]
+    Keyring(#[from] crate::data::KeyringError),
 }
 
 /// The connectors this server runs.

@@ -14,4 +14,5 @@ mod messages;
 mod openapi;
 mod operations;
 mod reply;
+mod routing_config;
 mod sandbox;

@@ -1,0 +1,94 @@
+//! Connectors and routes declared in the configuration file, and edits to that file applied
+//! while the server runs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{id_of, spawn_app_with};
+
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn connector_names(app: &crate::helpers::TestApp) -> Vec<String> {
+    let reply = app.get("/v1/connectors", &app.key).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn routes_in_the_config_file_apply_and_edits_take_effect_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("smsc.pass");
+    std::fs::write(&password, "secret\n").unwrap();
+    let config = dir.path().join("rampart.toml");
+    let port = closed_port();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[connectors]]
+name = "unreachable"
+host = "127.0.0.1"
+port = {port}
+system_id = "rampart"
+password_file = "{}"
+options = {{ reconnect_min_ms = 100, reconnect_max_ms = 200 }}
+
+[[routes]]
+prefix = "+44"
+connector = "unreachable"
+
+[[routes]]
+prefix = ""
+connector = "sandbox"
+"#,
+            password.display()
+        ),
+    )
+    .unwrap();
+    let app = spawn_app_with(&[("RAMPART_CONFIG", config.to_str().unwrap())]);
+
+    assert!(
+        connector_names(&app)
+            .await
+            .contains(&"unreachable".to_owned())
+    );
+    // The +44 route's only connector is down: the message waits; other destinations go out.
+    let uk = app.send_to("+447400123456", "waits for its route").await;
+    let fr = app
+        .send_to("+33612345678", "goes through the sandbox")
+        .await;
+    app.wait_for_status(&fr, "delivered").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = app.message(&uk).await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert_eq!(waiting["error_code"], "connectors_down", "{waiting}");
+
+    // Drop the connector and its route from the file: the waiting message is delivered.
+    std::fs::write(
+        &config,
+        "[[routes]]\nprefix = \"\"\nconnector = \"sandbox\"\n",
+    )
+    .unwrap();
+    let delivered: Value = app.wait_for_status(&uk, "delivered").await;
+    assert_eq!(id_of(&delivered), uk);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connector_names(&app)
+        .await
+        .contains(&"unreachable".to_owned())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the removed connector is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

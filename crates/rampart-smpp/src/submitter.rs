@@ -69,7 +69,14 @@ async fn send_part(shared: &Shared, client: &Client, pdu: SubmitSm) -> PartOutco
             return PartOutcome::Unanswered;
         }
         shared.stats.sent();
-        let result = client.submit_sm(pdu.clone()).await;
+        // rusmppc starts its response timer only once the PDU is written; bound the whole
+        // exchange too, so a request stuck before the write cannot hold a window slot forever.
+        let deadline = shared.config.response_timeout * 2;
+        let Ok(result) = tokio::time::timeout(deadline, client.submit_sm(pdu.clone())).await else {
+            shared.stats.answered(false, std::time::Instant::now());
+            tracing::warn!(?deadline, "submit_sm neither written nor answered in time");
+            return PartOutcome::Unanswered;
+        };
         let now = std::time::Instant::now();
         let response = match result {
             Ok(response) => {

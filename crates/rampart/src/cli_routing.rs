@@ -61,7 +61,8 @@ pub struct SmppArgs {
     max_rate: Option<u32>,
     /// Further tunables as KEY=VALUE (repeatable): system_type, bind (transceiver |
     /// transmitter_receiver), concatenation (udh | sar | payload), gsm7_packed,
-    /// tls_server_name, enquire_link_ms, response_timeout_ms, connect_timeout_ms,
+    /// tls_server_name, tls_client_cert_file, tls_client_key_file (mutual TLS),
+    /// enquire_link_ms, response_timeout_ms, connect_timeout_ms,
     /// reconnect_min_ms, reconnect_max_ms, throttle_backoff_ms, max_throttle_retries.
     #[arg(long = "option", value_name = "KEY=VALUE")]
     options: Vec<String>,

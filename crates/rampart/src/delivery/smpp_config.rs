@@ -29,6 +29,12 @@ pub struct SmppOptions {
     /// Name to verify on the SMSC's certificate (default: the host).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
+    /// Client certificate chain (PEM file) for carriers that require mutual TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<String>,
+    /// The client certificate's private key (PEM file, readable by its owner only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enquire_link_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +79,9 @@ pub enum SmppSetupError {
         path: String,
         source: std::io::Error,
     },
+    /// A client certificate or key file cannot be used.
+    #[error("connector {name}: client certificate: {reason}")]
+    ClientCertificate { name: String, reason: String },
     /// The sealed password does not decrypt (another master key, or tampering).
     #[error("connector {name}: the stored password cannot be decrypted")]
     Password { name: String },
@@ -142,6 +151,37 @@ pub fn build(
                 .unwrap_or_else(|| row.host.clone()),
         );
         tls.extra_root_ca_pem = ca_pem;
+        let client_cert = |reason: String| SmppSetupError::ClientCertificate {
+            name: row.name.clone(),
+            reason,
+        };
+        match (&options.tls_client_cert_file, &options.tls_client_key_file) {
+            (Some(cert), Some(key)) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(key)
+                    .map_err(|e| client_cert(format!("{key}: {e}")))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    return Err(client_cert(format!(
+                        "{key} must be readable by its owner only (chmod 600)"
+                    )));
+                }
+                tls.client_cert_pem = Some(
+                    std::fs::read_to_string(cert)
+                        .map_err(|e| client_cert(format!("{cert}: {e}")))?,
+                );
+                tls.client_key_pem = Some(SecretString::from(
+                    std::fs::read_to_string(key).map_err(|e| client_cert(format!("{key}: {e}")))?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(client_cert(
+                    "set both tls_client_cert_file and tls_client_key_file".into(),
+                ));
+            }
+        }
         config.tls = Some(tls);
     }
     if let Some(system_type) = options.system_type {
@@ -234,5 +274,35 @@ mod tests {
             build(&row("{}"), SecretString::from("longer than eight"), None),
             Err(SmppSetupError::Client { .. })
         ));
+    }
+
+    #[test]
+    fn a_client_certificate_needs_both_files_and_an_owner_only_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("client.pem");
+        let key = dir.path().join("client.key");
+        let pair = rcgen::generate_simple_self_signed(vec!["rampart".to_owned()]).unwrap();
+        std::fs::write(&cert, pair.cert.pem()).unwrap();
+        std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
+        let options = format!(
+            r#"{{"tls_client_cert_file":"{}","tls_client_key_file":"{}"}}"#,
+            cert.display(),
+            key.display()
+        );
+        let only_cert = format!(r#"{{"tls_client_cert_file":"{}"}}"#, cert.display());
+        let built = |json: &str| build(&row(json), SecretString::from("secret"), None);
+        assert!(matches!(
+            built(&only_cert),
+            Err(SmppSetupError::ClientCertificate { .. })
+        ));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            built(&options),
+            Err(SmppSetupError::ClientCertificate { .. })
+        ));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let tls = built(&options).unwrap().tls.unwrap();
+        assert!(tls.client_cert_pem.is_some() && tls.client_key_pem.is_some());
     }
 }

@@ -323,12 +323,7 @@ pub fn mark_retry(
     detail: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE messages SET status = 'queued', next_attempt_at = ?2, error_code = ?3, error_detail = ?4, updated_at = ?5 \
-         WHERE id = ?1 AND status = 'sending'",
-    )?
-    .execute(params![id, next_attempt_at, error_code, detail, now])?;
-    Ok(())
+    requeue(conn, id, next_attempt_at, (error_code, detail), 0, now)
 }
 
 /// No connector could take the message (every one on its route is down): back to the queue
@@ -342,11 +337,23 @@ pub fn postpone(
     detail: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
+    requeue(conn, id, next_attempt_at, (error_code, detail), 1, now)
+}
+
+/// Puts a claimed message back in the queue, giving back `returned_attempts` of its attempts.
+fn requeue(
+    conn: &Connection,
+    id: &str,
+    next_attempt_at: Millis,
+    (error_code, detail): (&str, &str),
+    returned_attempts: u32,
+    now: Millis,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE messages SET status = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, \
+        "UPDATE messages SET status = 'queued', attempts = MAX(attempts - ?6, 0), next_attempt_at = ?2, \
          error_code = ?3, error_detail = ?4, updated_at = ?5 WHERE id = ?1 AND status = 'sending'",
     )?
-    .execute(params![id, next_attempt_at, error_code, detail, now])?;
+    .execute(params![id, next_attempt_at, error_code, detail, now, returned_attempts])?;
     Ok(())
 }
 

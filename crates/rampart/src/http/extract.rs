@@ -109,6 +109,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The page size a list request asked for (`limit`, 1 to 200, default 50).
+pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if (1..=200).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 200").with_field("limit"))
+    }
+}
+
+/// Cuts rows fetched with `limit + 1` down to one page, and names the cursor of the next page
+/// (the last row's id) when there is one.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = if more {
+        rows.last().map(|row| id(row).to_owned())
+    } else {
+        None
+    };
+    (rows, next_cursor)
+}
+
 /// The caller, authenticated by `Authorization: Bearer rk_...`.
 pub struct Auth(pub Principal);
 

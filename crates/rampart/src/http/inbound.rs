@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiQuery, Auth};
+use super::extract::{ApiQuery, Auth, page_limit, split_page};
 use crate::clock;
 use crate::identity::Scope;
 use crate::messaging::PhoneNumber;
@@ -95,12 +95,7 @@ pub async fn list_inbound(
     ApiQuery(params): ApiQuery<InboundParams>,
 ) -> Result<Json<InboundPage>, ApiError> {
     let principal = auth.require(Scope::InboundRead)?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "`limit` must be 1 to 200").with_field("limit"),
-        );
-    }
+    let limit = page_limit(params.limit)?;
     // Senders are indexed in the form they are stored in: E.164 when they parse as such.
     let from_index = params.from.map(|from| {
         let from = PhoneNumber::parse(&from)
@@ -115,17 +110,11 @@ pub async fn list_inbound(
         limit: limit + 1,
     };
     let account = principal.account_id.clone();
-    let mut rows = state
+    let rows = state
         .store
         .read_blocking(move |c| stored::list(c, &account, &filter))
         .await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = if more {
-        rows.last().map(|m| m.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = split_page(rows, limit, |m| &m.id);
     let data = rows
         .into_iter()
         .map(|row| state.inbound_view(row))

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiJson, ApiQuery, Auth};
+use super::extract::{ApiJson, ApiQuery, Auth, page_limit, split_page};
 use crate::clock::{self, Millis};
 use crate::identity::Scope;
 use crate::messaging::{Encoding, MessageBody, MessageStatus, PhoneNumber, SenderId};
@@ -394,12 +394,7 @@ pub async fn list_messages(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let principal = auth.require(Scope::MessagesRead)?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "`limit` must be 1 to 200").with_field("limit"),
-        );
-    }
+    let limit = page_limit(params.limit)?;
     let time = |field: &str, value: Option<String>| -> Result<Option<Millis>, ApiError> {
         value
             .map(|v| {
@@ -437,17 +432,11 @@ pub async fn list_messages(
         limit: limit + 1,
     };
     let account = principal.account_id.clone();
-    let mut rows = state
+    let rows = state
         .store
         .read_blocking(move |c| stored::list(c, &account, &filter))
         .await?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = if more {
-        rows.last().map(|m| m.id.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) = split_page(rows, limit, |m| &m.id);
     let data = rows
         .into_iter()
         .map(|m| state.view(m))

@@ -4,16 +4,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
+use rampart::app::routing::NewSmppConnector;
+use rampart::app::{Actor, App, AppError};
 use rampart::delivery::fleet::SANDBOX;
-use rampart::delivery::router::Route;
-use rampart::delivery::smpp_config::{self, SmppOptions};
-use rampart::messaging::PhoneNumber;
-use rampart::server::Core;
-use rampart::store::routing::{self, ConnectorRow, NumberRow, password_context};
-use rampart::store::{self};
-use rampart_smpp::SecretString;
+use rampart::store::routing::RouteRecord;
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 #[derive(Subcommand)]
@@ -106,235 +103,126 @@ pub enum NumberCommand {
     Remove { number: String },
 }
 
-pub fn run_connector(core: &Core, command: ConnectorCommand) -> anyhow::Result<()> {
+pub async fn run_connector(app: &App, command: ConnectorCommand) -> anyhow::Result<()> {
     match command {
-        ConnectorCommand::Add(AddConnector::Smpp(args)) => add_smpp(core, args),
+        ConnectorCommand::Add(AddConnector::Smpp(args)) => {
+            let password = Zeroizing::new(
+                std::fs::read_to_string(&args.password_file)
+                    .with_context(|| format!("cannot read {}", args.password_file.display()))?,
+            );
+            let new = NewSmppConnector {
+                name: args.name,
+                host: args.host,
+                port: args.port,
+                system_id: args.system_id,
+                password: SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned()),
+                tls: args.tls,
+                tls_ca_file: args.tls_ca,
+                window: args.window,
+                max_rate: args.max_rate,
+                options: args.options,
+            };
+            let row = app.add_smpp_connector(&Actor::Operator, new).await?;
+            println!("added connector {}", row.name);
+        }
         ConnectorCommand::List => {
-            for row in core.store.read(routing::list_connectors)? {
+            for row in app.list_connectors()? {
+                let ca = row.tls_ca_file.as_deref().map(|ca| format!(" (ca {ca})"));
+                let rate = row
+                    .max_rate
+                    .map_or_else(|| "none".to_owned(), |r| r.to_string());
                 println!(
-                    "{}\t{}\t{}:{}\tsystem_id={}\ttls={}{}\twindow={}\tmax_rate={}\toptions={}",
+                    "{}\t{}\t{}:{}\tsystem_id={}\ttls={}{}\twindow={}\tmax_rate={rate}\toptions={}",
                     row.name,
                     row.kind,
                     row.host,
                     row.port,
                     row.system_id,
                     row.tls,
-                    row.tls_ca_file
-                        .as_deref()
-                        .map(|ca| format!(" (ca {ca})"))
-                        .unwrap_or_default(),
+                    ca.unwrap_or_default(),
                     row.window,
-                    row.max_rate
-                        .map_or_else(|| "none".to_owned(), |r| r.to_string()),
                     row.options
                 );
             }
-            Ok(())
         }
         ConnectorCommand::Remove { name } => {
-            let target = name.clone();
-            match core
-                .store
-                .write_blocking(move |c| routing::delete_connector(c, &target))?
-            {
-                None => bail!("no connector {name}"),
-                Some(routes) => println!("removed connector {name} and {routes} route(s)"),
-            }
-            Ok(())
+            let routes = app
+                .remove_connector(&Actor::Operator, &name)
+                .await
+                .with_context(|| format!("no connector {name}"))?;
+            println!("removed connector {name} and {routes} route(s)");
         }
     }
-}
-
-fn add_smpp(core: &Core, args: SmppArgs) -> anyhow::Result<()> {
-    let valid_name = !args.name.is_empty()
-        && args.name.len() <= 64
-        && args
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !valid_name {
-        bail!("--name must be 1 to 64 letters, digits, `-` or `_`");
-    }
-    if args.name == SANDBOX {
-        bail!("`sandbox` is the built-in connector's name");
-    }
-    let password = Zeroizing::new(
-        std::fs::read_to_string(&args.password_file)
-            .with_context(|| format!("cannot read {}", args.password_file.display()))?,
-    );
-    let password = password.trim_end_matches(['\r', '\n']);
-    let options = parse_options(&args.name, &args.options)?;
-    let tls_ca_file = args
-        .tls_ca
-        .as_ref()
-        .map(|path| {
-            std::fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))
-        })
-        .transpose()?;
-    let ca_pem = tls_ca_file
-        .as_ref()
-        .map(std::fs::read_to_string)
-        .transpose()
-        .context("cannot read the --tls-ca file")?;
-    let mut row = ConnectorRow {
-        name: args.name.clone(),
-        kind: "smpp".into(),
-        host: args.host,
-        port: args.port,
-        system_id: args.system_id,
-        password_sealed: Vec::new(),
-        tls: args.tls || tls_ca_file.is_some(),
-        tls_ca_file: tls_ca_file.map(|p| p.display().to_string()),
-        window: args.window,
-        max_rate: args.max_rate,
-        options,
-        created_at: core.clock.now_ms(),
-    };
-    // Refuse now what the server could not start later.
-    smpp_config::build(&row, SecretString::from(password.to_owned()), ca_pem)?;
-    row.password_sealed = core
-        .keyring
-        .encrypt(password.as_bytes(), password_context(&row.name).as_bytes())?;
-    let stored = row.clone();
-    if !core
-        .store
-        .write_blocking(move |c| routing::insert_connector(c, &stored))?
-    {
-        bail!(
-            "a connector named {} exists already; remove it first",
-            row.name
-        );
-    }
-    println!("added connector {}", row.name);
     Ok(())
 }
 
-/// `KEY=VALUE` pairs into the options JSON, checked against [`SmppOptions`]. Values that read
-/// as JSON (numbers, booleans) are taken as such, anything else as a string.
-fn parse_options(name: &str, pairs: &[String]) -> anyhow::Result<String> {
-    let mut object = serde_json::Map::new();
-    for pair in pairs {
-        let (key, value) = pair
-            .split_once('=')
-            .with_context(|| format!("--option {pair}: expected KEY=VALUE"))?;
-        let value = serde_json::from_str::<serde_json::Value>(value)
-            .ok()
-            .filter(|v| v.is_number() || v.is_boolean())
-            .unwrap_or_else(|| serde_json::Value::String(value.to_owned()));
-        object.insert(key.trim().to_owned(), value);
-    }
-    let json = serde_json::Value::Object(object).to_string();
-    SmppOptions::parse(name, &json)?;
-    Ok(json)
-}
-
-pub fn run_route(core: &Core, command: RouteCommand) -> anyhow::Result<()> {
+pub async fn run_route(app: &App, command: RouteCommand) -> anyhow::Result<()> {
     match command {
         RouteCommand::Add {
             prefix,
             connector,
             priority,
         } => {
-            let digits = prefix.strip_prefix('+');
-            if !(prefix.is_empty()
-                || digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())))
-            {
-                bail!("--prefix must be `+` and digits (like +44), or empty for every destination");
-            }
-            let name = connector.clone();
-            let exists =
-                connector == SANDBOX || core.store.read(|c| routing::connector_exists(c, &name))?;
-            if !exists {
-                bail!("no connector {connector}: add it first (`rampart connector add ...`)");
-            }
-            let route = Route {
+            let route = RouteRecord {
                 prefix,
                 connector,
                 priority,
             };
-            let now = core.clock.now_ms();
-            let stored = route.clone();
-            core.store
-                .write_blocking(move |c| routing::upsert_route(c, &stored, now))?;
-            println!(
-                "route {:?} -> {} (priority {})",
-                route.prefix, route.connector, route.priority
-            );
+            app.set_route(&Actor::Operator, route.clone())
+                .await
+                .map_err(|e| match e {
+                    AppError::NotFound(_) => anyhow!(
+                        "no connector {}: add it first (`rampart connector add ...`)",
+                        route.connector
+                    ),
+                    other => other.into(),
+                })?;
+            let (p, c, n) = (&route.prefix, &route.connector, route.priority);
+            println!("route {p:?} -> {c} (priority {n})");
         }
         RouteCommand::List => {
-            let routes = core.store.read(routing::list_routes)?;
+            let routes = app.list_routes()?;
             if routes.is_empty() {
                 println!("\"\"\t{SANDBOX}\t0\t(default: no route configured)");
             }
             for route in routes {
-                println!(
-                    "{:?}\t{}\t{}",
-                    route.prefix, route.connector, route.priority
-                );
+                let (p, c, n) = (&route.prefix, &route.connector, route.priority);
+                println!("{p:?}\t{c}\t{n}");
             }
         }
         RouteCommand::Remove { prefix, connector } => {
-            let (p, c) = (prefix.clone(), connector.clone());
-            if !core
-                .store
-                .write_blocking(move |conn| routing::delete_route(conn, &p, &c))?
-            {
-                bail!("no route {prefix:?} -> {connector}");
-            }
+            app.remove_route(&Actor::Operator, &prefix, &connector)
+                .await
+                .with_context(|| format!("no route {prefix:?} -> {connector}"))?;
             println!("removed route {prefix:?} -> {connector}");
         }
     }
     Ok(())
 }
 
-/// An E.164 number (normalised) or a short code (digits only).
-fn parse_number(number: &str) -> anyhow::Result<String> {
-    if number.trim().starts_with('+') {
-        return Ok(PhoneNumber::parse(number)?.as_str().to_owned());
-    }
-    let digits = number.trim();
-    if (3..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(digits.to_owned());
-    }
-    bail!("a number is + and the international number, or a short code of 3 to 15 digits");
-}
-
-pub fn run_number(core: &Core, command: NumberCommand) -> anyhow::Result<()> {
+pub async fn run_number(app: &App, command: NumberCommand) -> anyhow::Result<()> {
     match command {
         NumberCommand::Add { number, account } => {
-            let number = parse_number(&number)?;
-            let id = account.clone();
-            if core.store.read(|c| store::accounts::get(c, &id))?.is_none() {
-                bail!("no account {account}");
-            }
-            let row = NumberRow {
-                number: number.clone(),
-                account_id: account.clone(),
-                created_at: core.clock.now_ms(),
-            };
-            if !core
-                .store
-                .write_blocking(move |c| routing::insert_number(c, &row))?
-            {
-                bail!("{number} is assigned already; remove it first");
-            }
-            println!("{number} -> {account}");
+            let row = app
+                .assign_number(&Actor::Operator, &number, &account)
+                .await
+                .map_err(|e| match e {
+                    AppError::NotFound(_) => anyhow!("no account {account}"),
+                    other => other.into(),
+                })?;
+            println!("{} -> {}", row.number, row.account_id);
         }
         NumberCommand::List => {
-            for row in core.store.read(|c| routing::list_numbers(c, None))? {
+            for row in app.list_numbers()? {
                 println!("{}\t{}", row.number, row.account_id);
             }
         }
         NumberCommand::Remove { number } => {
-            let number = parse_number(&number).unwrap_or(number);
-            let target = number.clone();
-            if !core
-                .store
-                .write_blocking(move |c| routing::delete_number(c, &target))?
-            {
-                bail!("no number {number}");
-            }
-            println!("removed {number}");
+            let removed = app
+                .remove_number(&Actor::Operator, &number)
+                .await
+                .with_context(|| format!("no number {number}"))?;
+            println!("removed {removed}");
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ pub struct Config {
     /// SMPP connectors declared here, beside those the CLI stores in the data directory.
     pub connectors: Vec<DeclaredConnector>,
     /// Routes declared here, beside those the CLI stores.
-    pub routes: Vec<crate::delivery::router::Route>,
+    pub routes: Vec<DeclaredRoute>,
     /// The file this configuration was read from, if any (watched for connector and route
     /// changes while the server runs).
     #[serde(skip)]
@@ -59,6 +59,17 @@ pub struct DeclaredConnector {
     /// Further tunables, as for `rampart connector add --option KEY=VALUE`.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A route declared in the configuration file: destinations starting with `prefix` go
+/// through `connector` (lower priority first).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredRoute {
+    pub prefix: String,
+    pub connector: String,
+    #[serde(default)]
+    pub priority: i64,
 }
 
 fn default_window() -> usize {

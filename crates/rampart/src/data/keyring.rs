@@ -22,7 +22,11 @@ use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const CIPHERTEXT_VERSION: u8 = 1;
+/// The first byte of every ciphertext: its format. Format 2 binds the context built by
+/// `data::sealing` (account, table, column, row); format 1 was written under a context naming
+/// the row only, and is still read.
+const CIPHERTEXT_VERSION: u8 = 2;
+pub(crate) const LEGACY_CIPHERTEXT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 
@@ -210,9 +214,26 @@ impl Keyring {
         plain.as_slice().try_into().map_err(|_| err())
     }
 
-    /// Encrypts `plain` under the active data key. `context` (e.g. `"body:msg_..."`) is bound
-    /// as associated data, so a ciphertext moved to another row or field fails to decrypt.
+    /// Encrypts `plain` under the active data key. `context` (built by `data::sealing`) is
+    /// bound as associated data, so a ciphertext moved to another row or field fails to
+    /// decrypt.
     pub fn encrypt(&self, plain: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyringError> {
+        self.encrypt_as(CIPHERTEXT_VERSION, plain, context)
+    }
+
+    /// A ciphertext of the first format, as earlier releases wrote them (tests of reading
+    /// old data).
+    #[cfg(test)]
+    pub fn encrypt_legacy(&self, plain: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyringError> {
+        self.encrypt_as(LEGACY_CIPHERTEXT_VERSION, plain, context)
+    }
+
+    fn encrypt_as(
+        &self,
+        version: u8,
+        plain: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, KeyringError> {
         let cipher = self
             .data_keys
             .get(&self.active)
@@ -229,7 +250,7 @@ impl Keyring {
             )
             .map_err(|_| KeyringError::Encrypt)?;
         let mut out = Vec::with_capacity(HEADER_LEN + sealed.len());
-        out.push(CIPHERTEXT_VERSION);
+        out.push(version);
         out.extend_from_slice(&self.active.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
@@ -238,7 +259,9 @@ impl Keyring {
 
     /// Decrypts what `encrypt` produced with the same `context`.
     pub fn decrypt(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>, KeyringError> {
-        if sealed.len() < HEADER_LEN || sealed[0] != CIPHERTEXT_VERSION {
+        if sealed.len() < HEADER_LEN
+            || !(sealed[0] == CIPHERTEXT_VERSION || sealed[0] == LEGACY_CIPHERTEXT_VERSION)
+        {
             return Err(KeyringError::Decrypt);
         }
         let key_id = u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]);

@@ -1,6 +1,8 @@
 //! Layer 2, data: the keyring that keeps secrets, phone numbers and bodies encrypted at rest,
-//! and the blind indexes that let us look up encrypted values without decrypting them.
+//! the sealing rules (which field is encrypted under which context), and the blind indexes
+//! that let us look up encrypted values without decrypting them.
 
 pub mod keyring;
+pub mod sealing;
 
 pub use keyring::{Keyring, KeyringError};

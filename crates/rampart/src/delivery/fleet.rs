@@ -16,9 +16,9 @@ use super::smpp::SmppConnector;
 use super::smpp_config::smpp_config;
 use crate::clock::SharedClock;
 use crate::config::{Config, DeclaredConnector};
-use crate::data::Keyring;
-use crate::store::routing::{ConnectorRow, password_context};
-use crate::store::{self, Store, StoreError};
+use crate::data::sealing::{Field, Sealer};
+use crate::store::routing::{ConnectorRecord, RouteRecord};
+use crate::store::{Store, StoreError};
 use zeroize::Zeroizing;
 
 /// The built-in connector's name; it always exists.
@@ -27,19 +27,29 @@ pub const SANDBOX: &str = "sandbox";
 /// The routing directory as read from the database.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
-    pub connectors: Vec<ConnectorRow>,
+    pub connectors: Vec<ConnectorRecord>,
     pub routes: Vec<Route>,
 }
 
 impl Directory {
     /// Reads connectors and routes (a handful of rows).
     pub fn load(store: &Store) -> Result<Self, StoreError> {
-        store.read(|c| {
+        store.read(|tx| {
             Ok(Self {
-                connectors: store::routing::list_connectors(c)?,
-                routes: store::routing::list_routes(c)?,
+                connectors: tx.list_connectors()?,
+                routes: tx.list_routes()?.into_iter().map(Route::from).collect(),
             })
         })
+    }
+}
+
+impl From<RouteRecord> for Route {
+    fn from(r: RouteRecord) -> Self {
+        Self {
+            prefix: r.prefix,
+            connector: r.connector,
+            priority: r.priority,
+        }
     }
 }
 
@@ -55,9 +65,9 @@ impl Declared {
     /// Adds the file's connectors and routes to `directory`. A declared connector replaces a
     /// stored one of the same name. A connector whose password file cannot be read is left
     /// out (and logged), like any connector that cannot start.
-    pub fn merge_into(&mut self, directory: &mut Directory, config: &Config, keyring: &Keyring) {
+    pub fn merge_into(&mut self, directory: &mut Directory, config: &Config, sealer: &Sealer) {
         for declared in &config.connectors {
-            match self.row(declared, keyring) {
+            match self.row(declared, sealer) {
                 Ok(row) => {
                     directory
                         .connectors
@@ -69,9 +79,14 @@ impl Declared {
                 }
             }
         }
-        for route in &config.routes {
-            if !directory.routes.contains(route) {
-                directory.routes.push(route.clone());
+        for declared in &config.routes {
+            let route = Route {
+                prefix: declared.prefix.clone(),
+                connector: declared.connector.clone(),
+                priority: declared.priority,
+            };
+            if !directory.routes.contains(&route) {
+                directory.routes.push(route);
             }
         }
     }
@@ -79,8 +94,8 @@ impl Declared {
     fn row(
         &mut self,
         declared: &DeclaredConnector,
-        keyring: &Keyring,
-    ) -> Result<ConnectorRow, DeclaredError> {
+        sealer: &Sealer,
+    ) -> Result<ConnectorRecord, DeclaredError> {
         use sha2::{Digest, Sha256};
         let text = Zeroizing::new(std::fs::read_to_string(&declared.password_file).map_err(
             |source| DeclaredError::PasswordFile {
@@ -93,16 +108,18 @@ impl Declared {
         let sealed = match self.sealed.get(&declared.name) {
             Some((seen, sealed)) if *seen == digest => sealed.clone(),
             _ => {
-                let sealed = keyring.encrypt(
+                let sealed = sealer.seal(
+                    Field::ConnectorPassword,
+                    "",
+                    &declared.name,
                     password.as_bytes(),
-                    password_context(&declared.name).as_bytes(),
                 )?;
                 self.sealed
                     .insert(declared.name.clone(), (digest, sealed.clone()));
                 sealed
             }
         };
-        Ok(ConnectorRow {
+        Ok(ConnectorRecord {
             name: declared.name.clone(),
             kind: "smpp".into(),
             host: declared.host.clone(),
@@ -139,23 +156,23 @@ pub enum DeclaredError {
 /// The connectors this server runs.
 pub struct Fleet {
     sandbox: Arc<Sandbox>,
-    keyring: Arc<Keyring>,
+    sealer: Sealer,
     clock: SharedClock,
     events: mpsc::Sender<ConnectorEvent>,
-    running: HashMap<String, (ConnectorRow, Arc<SmppConnector>)>,
+    running: HashMap<String, (ConnectorRecord, Arc<SmppConnector>)>,
     routes: Vec<Route>,
 }
 
 impl Fleet {
     pub fn new(
         sandbox: Arc<Sandbox>,
-        keyring: Arc<Keyring>,
+        sealer: Sealer,
         clock: SharedClock,
         events: mpsc::Sender<ConnectorEvent>,
     ) -> Self {
         Self {
             sandbox,
-            keyring,
+            sealer,
             clock,
             events,
             running: HashMap::new(),
@@ -175,7 +192,7 @@ impl Fleet {
     /// Brings the running connectors in line with `directory` and installs the new router.
     pub async fn apply(&mut self, delivery: &Delivery, directory: Directory) {
         self.routes = directory.routes;
-        let wanted: HashMap<&str, &ConnectorRow> = directory
+        let wanted: HashMap<&str, &ConnectorRecord> = directory
             .connectors
             .iter()
             .map(|row| (row.name.as_str(), row))
@@ -206,12 +223,12 @@ impl Fleet {
         delivery.set_router(self.router());
     }
 
-    fn launch(&mut self, row: ConnectorRow) {
+    fn launch(&mut self, row: ConnectorRecord) {
         if row.name == SANDBOX {
             tracing::error!("a stored connector may not be named `sandbox`; ignored");
             return;
         }
-        let spawned = smpp_config(&row, &self.keyring).and_then(|config| {
+        let spawned = smpp_config(&row, &self.sealer).and_then(|config| {
             SmppConnector::spawn(&row.name, config, self.clock.clone(), self.events.clone())
         });
         match spawned {

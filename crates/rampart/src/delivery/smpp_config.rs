@@ -6,8 +6,8 @@ use std::time::Duration;
 use rampart_smpp::{BindMode, Concatenation, SecretString, SmppConfig, SmppError, TlsConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Keyring;
-use crate::store::routing::{ConnectorRow, password_context};
+use crate::data::sealing::{Field, Sealer};
+use crate::store::routing::ConnectorRecord;
 
 /// Tunables beyond the common flags, stored as the connector's `options` JSON object. Every
 /// field is optional; absent ones keep the SMPP client's defaults.
@@ -107,15 +107,20 @@ impl SmppOptions {
 }
 
 /// Builds and validates the SMPP client configuration of a stored connector.
-pub fn smpp_config(row: &ConnectorRow, keyring: &Keyring) -> Result<SmppConfig, SmppSetupError> {
+pub fn smpp_config(row: &ConnectorRecord, sealer: &Sealer) -> Result<SmppConfig, SmppSetupError> {
     if row.kind != "smpp" {
         return Err(SmppSetupError::UnknownKind {
             name: row.name.clone(),
             kind: row.kind.clone(),
         });
     }
-    let password = keyring
-        .decrypt_string(&row.password_sealed, password_context(&row.name).as_bytes())
+    let password = sealer
+        .open_string(
+            Field::ConnectorPassword,
+            "",
+            &row.name,
+            &row.password_sealed,
+        )
         .map_err(|_| SmppSetupError::Password {
             name: row.name.clone(),
         })?;
@@ -135,7 +140,7 @@ pub fn smpp_config(row: &ConnectorRow, keyring: &Keyring) -> Result<SmppConfig, 
 
 /// The configuration from plain parts; also used by the CLI to check settings before storing.
 pub fn build(
-    row: &ConnectorRow,
+    row: &ConnectorRecord,
     password: SecretString,
     ca_pem: Option<String>,
 ) -> Result<SmppConfig, SmppSetupError> {
@@ -231,8 +236,8 @@ pub fn build(
 mod tests {
     use super::*;
 
-    fn row(options: &str) -> ConnectorRow {
-        ConnectorRow {
+    fn row(options: &str) -> ConnectorRecord {
+        ConnectorRecord {
             name: "c1".into(),
             kind: "smpp".into(),
             host: "smsc.example".into(),

@@ -10,11 +10,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, Problem};
 use super::extract::{ApiJson, Auth};
+use crate::app::api_keys::NewApiKey;
 use crate::clock;
-use crate::identity::api_keys::{self, StoredApiKey};
-use crate::identity::key_cache;
-use crate::identity::{Scope, Scopes};
-use crate::store;
+use crate::identity::api_keys::StoredApiKey;
 
 /// A new key's name, scopes and optional expiry.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -80,64 +78,28 @@ pub async fn create_api_key(
     auth: Auth,
     request: ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let principal = auth.require(Scope::KeysManage)?.clone();
     let request = request.value;
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(
-            ApiError::unprocessable("invalid_name", "`name` must be 1 to 100 characters")
-                .with_field("name"),
-        );
-    }
-    let scopes = Scopes::parse(request.scopes.iter().map(String::as_str)).map_err(|e| {
-        ApiError::unprocessable("invalid_scope", e.to_string()).with_field("scopes")
-    })?;
-    if scopes.is_empty() {
-        return Err(
-            ApiError::unprocessable("invalid_scope", "a key needs at least one scope")
-                .with_field("scopes"),
-        );
-    }
-    if !principal.scopes.covers(scopes) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "scope_escalation",
-            "a key cannot grant scopes it does not hold",
-        ));
-    }
-    let now = state.clock.now_ms();
     let expires_at = match request.expires_at.as_deref() {
         None => None,
-        Some(text) => match clock::parse_rfc3339(text) {
-            Some(at) if at > now => Some(at),
-            _ => {
-                return Err(ApiError::unprocessable(
-                    "invalid_expires_at",
-                    "`expires_at` must be an RFC 3339 time in the future",
-                )
-                .with_field("expires_at"));
-            }
-        },
+        Some(text) => Some(clock::parse_rfc3339(text).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_expires_at",
+                "`expires_at` must be an RFC 3339 time in the future",
+            )
+            .with_field("expires_at")
+        })?),
     };
-    let (token, stored) = api_keys::issue(
-        &state.keyring,
-        &principal.account_id,
-        &name,
-        scopes,
+    let new = NewApiKey {
+        name: request.name,
+        scopes: request.scopes,
         expires_at,
-        now,
-    );
-    let record = stored.clone();
-    state
-        .store
-        .write(move |c| store::api_keys::insert(c, &record))
-        .await?;
-    tracing::info!(key_id = %stored.id, by = %principal.key_id, "API key created");
+    };
+    let issued = state.app.issue_api_key(&auth.0, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
-            view: (&stored).into(),
-            key: token.reveal().to_owned(),
+            view: (&issued.key).into(),
+            key: issued.token.reveal().to_owned(),
         }),
     ))
 }
@@ -149,10 +111,7 @@ pub async fn list_api_keys(
     State(state): State<AppState>,
     auth: Auth,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    let principal = auth.require(Scope::KeysManage)?;
-    let keys = state
-        .store
-        .read(|c| store::api_keys::list(c, &principal.account_id))?;
+    let keys = state.app.list_api_keys(&auth.0)?;
     Ok(Json(ApiKeyList {
         data: keys.iter().map(ApiKeyView::from).collect(),
     }))
@@ -166,12 +125,7 @@ pub async fn get_api_key(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let principal = auth.require(Scope::KeysManage)?;
-    let key = state
-        .store
-        .read(|c| store::api_keys::get(c, &principal.account_id, &id))?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
-    Ok(Json((&key).into()))
+    Ok(Json((&state.app.get_api_key(&auth.0, &id)?).into()))
 }
 
 /// Revoke an API key; it stops working on the next request.
@@ -182,23 +136,6 @@ pub async fn revoke_api_key(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let principal = auth.require(Scope::KeysManage)?;
-    let (account, now, key_id) = (
-        principal.account_id.clone(),
-        state.clock.now_ms(),
-        id.clone(),
-    );
-    let revoked = state
-        .store
-        .write(move |c| store::api_keys::revoke(c, &account, &key_id, now))
-        .await?;
-    if !revoked {
-        return Err(ApiError::not_found("API key"));
-    }
-    key_cache::announce_change(&state.config.data_dir).map_err(|e| {
-        tracing::error!(error = %e, "cannot announce a key revocation");
-        ApiError::internal()
-    })?;
-    tracing::info!(key_id = %id, by = %principal.key_id, "API key revoked");
+    state.app.revoke_api_key(&auth.0, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::app::AppError;
 
 /// An error as the API reports it.
 #[derive(Debug)]
@@ -97,6 +97,16 @@ impl ApiError {
         e
     }
 
+    pub fn shutting_down() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down; retry on another instance or shortly",
+        );
+        e.retry_after = Some(5);
+        e
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:rampart:problem:{}", self.code),
@@ -133,19 +143,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        if matches!(e, StoreError::Closed) {
-            return Self::unavailable("the server is shutting down");
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid {
+                code,
+                message,
+                field,
+            } => Self {
+                field,
+                ..Self::unprocessable(code, message)
+            },
+            AppError::BadRequest {
+                code,
+                message,
+                field,
+            } => Self {
+                field,
+                ..Self::bad_request(code, message)
+            },
+            AppError::Unauthenticated => Self::unauthorized(),
+            AppError::Forbidden { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
+            AppError::NotFound(what) => Self::not_found(what),
+            AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            AppError::ShuttingDown => Self::shutting_down(),
+            AppError::Store(e) => {
+                tracing::error!(error = %e, "store error");
+                Self::internal()
+            }
+            AppError::Keyring(e) => {
+                tracing::error!(error = %e, "keyring error");
+                Self::internal()
+            }
+            AppError::Setup(e) => {
+                tracing::error!(error = %e, "server fault");
+                Self::internal()
+            }
         }
-        Self::internal()
-    }
-}
-
-impl From<crate::data::KeyringError> for ApiError {
-    fn from(e: crate::data::KeyringError) -> Self {
-        tracing::error!(error = %e, "keyring error");
-        Self::internal()
     }
 }

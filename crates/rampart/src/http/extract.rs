@@ -1,17 +1,19 @@
 //! Extractors that turn requests into typed values or a problem response: JSON bodies, query
 //! strings, and the authenticated principal behind an API key.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::identity::api_keys::{self, ApiKeyToken, KeyRejection};
-use crate::identity::{Principal, Scope};
+use crate::app::Caller;
+use crate::identity::Scope;
 
 /// A JSON body, with the raw bytes kept (for idempotency fingerprints).
 pub struct ApiJson<T> {
@@ -109,44 +111,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The page size a list request asked for (`limit`, 1 to 200, default 50).
-pub fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if (1..=200).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request("invalid_query", "`limit` must be 1 to 200").with_field("limit"))
-    }
-}
-
-/// Cuts rows fetched with `limit + 1` down to one page, and names the cursor of the next page
-/// (the last row's id) when there is one.
-pub fn split_page<T>(
-    mut rows: Vec<T>,
-    limit: usize,
-    id: impl Fn(&T) -> &str,
-) -> (Vec<T>, Option<String>) {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next_cursor = if more {
-        rows.last().map(|row| id(row).to_owned())
-    } else {
-        None
-    };
-    (rows, next_cursor)
-}
-
 /// The caller, authenticated by `Authorization: Bearer rk_...`.
-pub struct Auth(pub Principal);
+pub struct Auth(pub Caller);
 
 impl Auth {
-    /// Deny by default: each handler names the scope it needs.
-    pub fn require(&self, scope: Scope) -> Result<&Principal, ApiError> {
-        if self.0.scopes.contains(scope) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::forbidden_scope(scope.as_str()))
-        }
+    /// The caller, once it holds `scope` (use cases check again; this lets handlers that
+    /// read server state rather than call a use case deny by default too).
+    pub fn require(&self, scope: Scope) -> Result<&Caller, ApiError> {
+        self.0.require(scope)?;
+        Ok(&self.0)
     }
 }
 
@@ -164,29 +137,10 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
-        let token = presented
-            .and_then(ApiKeyToken::parse)
-            .ok_or_else(|| reject(KeyRejection::Malformed))?;
-        let hash = state.keyring.hash_api_key(token.reveal());
-        let stored = state
-            .keys
-            .find(&state.store, token.id())?
-            .ok_or_else(|| reject(KeyRejection::Unknown))?;
-        let now = state.clock.now_ms();
-        let principal = api_keys::verify(&stored, &hash, now).map_err(reject)?;
-        state.note_key_used(&stored.id, stored.last_used_at, now);
-        Ok(Auth(principal))
+        let client_ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(Auth(state.app.authenticate(presented, client_ip)?))
     }
-}
-
-fn reject(reason: KeyRejection) -> ApiError {
-    let reason = match reason {
-        KeyRejection::Malformed => "malformed",
-        KeyRejection::Unknown => "unknown",
-        KeyRejection::WrongSecret => "wrong_secret",
-        KeyRejection::Revoked => "revoked",
-        KeyRejection::Expired => "expired",
-    };
-    metrics::counter!("rampart_auth_failures_total", "reason" => reason).increment(1);
-    ApiError::unauthorized()
 }

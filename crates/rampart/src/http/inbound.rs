@@ -8,12 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, Problem};
-use super::extract::{ApiQuery, Auth, page_limit, split_page};
+use super::extract::{ApiQuery, Auth};
+use crate::app::inbound::{InboundMessage, InboundQuery};
 use crate::clock;
-use crate::identity::Scope;
-use crate::messaging::PhoneNumber;
-use crate::store::inbound::{self as stored, InboundFilter, InboundRow};
-use crate::store::routing;
 
 /// A message a handset sent to one of the account's numbers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,24 +61,16 @@ pub struct NumberList {
     pub data: Vec<NumberView>,
 }
 
-impl AppState {
-    fn inbound_view(&self, row: InboundRow) -> Result<InboundView, ApiError> {
-        let from = self.keyring.decrypt_string(
-            &row.from_sealed,
-            format!("inbound-from:{}", row.id).as_bytes(),
-        )?;
-        let body = self.keyring.decrypt_string(
-            &row.body_sealed,
-            format!("inbound-body:{}", row.id).as_bytes(),
-        )?;
-        Ok(InboundView {
-            from,
-            to: row.to_number,
-            body,
-            connector: row.connector,
-            received_at: clock::rfc3339(row.received_at),
-            id: row.id,
-        })
+impl From<InboundMessage> for InboundView {
+    fn from(m: InboundMessage) -> Self {
+        Self {
+            id: m.id,
+            from: m.from,
+            to: m.to,
+            body: m.body,
+            connector: m.connector,
+            received_at: clock::rfc3339(m.received_at),
+        }
     }
 }
 
@@ -94,32 +83,17 @@ pub async fn list_inbound(
     auth: Auth,
     ApiQuery(params): ApiQuery<InboundParams>,
 ) -> Result<Json<InboundPage>, ApiError> {
-    let principal = auth.require(Scope::InboundRead)?;
-    let limit = page_limit(params.limit)?;
-    // Senders are indexed in the form they are stored in: E.164 when they parse as such.
-    let from_index = params.from.map(|from| {
-        let from = PhoneNumber::parse(&from)
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_else(|_| from.trim().to_owned());
-        state.keyring.blind_index(b"phone", from.as_bytes())
-    });
-    let filter = InboundFilter {
-        from_index,
-        to_number: params.to,
-        before_id: params.cursor,
-        limit: limit + 1,
+    let query = InboundQuery {
+        from: params.from,
+        to: params.to,
+        limit: params.limit,
+        cursor: params.cursor,
     };
-    let account = principal.account_id.clone();
-    let rows = state
-        .store
-        .read_blocking(move |c| stored::list(c, &account, &filter))
-        .await?;
-    let (rows, next_cursor) = split_page(rows, limit, |m| &m.id);
-    let data = rows
-        .into_iter()
-        .map(|row| state.inbound_view(row))
-        .collect::<Result<_, _>>()?;
-    Ok(Json(InboundPage { data, next_cursor }))
+    let page = state.app.list_inbound(&auth.0, query).await?;
+    Ok(Json(InboundPage {
+        data: page.data.into_iter().map(InboundView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Read one inbound message.
@@ -131,12 +105,7 @@ pub async fn get_inbound(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<InboundView>, ApiError> {
-    let principal = auth.require(Scope::InboundRead)?;
-    let row = state
-        .store
-        .read(|c| stored::get(c, &principal.account_id, &id))?
-        .ok_or_else(|| ApiError::not_found("inbound message"))?;
-    Ok(Json(state.inbound_view(row)?))
+    Ok(Json(state.app.get_inbound(&auth.0, &id)?.into()))
 }
 
 /// The account's numbers: messages sent to them arrive in `/v1/inbound`.
@@ -147,11 +116,9 @@ pub async fn list_numbers(
     State(state): State<AppState>,
     auth: Auth,
 ) -> Result<Json<NumberList>, ApiError> {
-    let principal = auth.require(Scope::InboundRead)?;
-    let rows = state
-        .store
-        .read(|c| routing::list_numbers(c, Some(&principal.account_id)))?;
-    let data = rows
+    let data = state
+        .app
+        .list_account_numbers(&auth.0)?
         .into_iter()
         .map(|row| NumberView {
             number: row.number,

@@ -3,15 +3,15 @@
 
 pub mod api_keys;
 pub mod connectors;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 pub mod inbound;
 pub mod messages;
 pub mod system;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -30,28 +30,20 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::error::ApiError;
-use crate::clock::{Millis, SharedClock};
-use crate::config::Config;
-use crate::data::Keyring;
+use crate::app::App;
 use crate::delivery::Delivery;
-use crate::identity::key_cache::KeyCache;
-use crate::store::{self, Store};
 
 /// Everything a handler can reach.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
-    pub store: Arc<Store>,
-    pub keys: KeyCache,
-    pub keyring: Arc<Keyring>,
-    pub clock: SharedClock,
-    pub config: Arc<Config>,
+    pub app: Arc<App>,
     pub delivery: Arc<Delivery>,
     pub metrics: PrometheusHandle,
-    pub openapi_json: Bytes,
+    /// The OpenAPI document; `None` if it could not be rendered (logged and counted at start).
+    pub openapi_json: Option<Bytes>,
     ready: AtomicBool,
-    key_touches: Mutex<HashMap<String, Millis>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -61,32 +53,22 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// How often a key's `last_used_at` is written at most: the send path stays free of writes
-/// for bookkeeping, and the value is still accurate to the minute.
-const TOUCH_INTERVAL_MS: Millis = 60_000;
-
 impl AppState {
-    pub fn new(
-        store: Arc<Store>,
-        keyring: Arc<Keyring>,
-        clock: SharedClock,
-        config: Arc<Config>,
-        delivery: Arc<Delivery>,
-        metrics: PrometheusHandle,
-    ) -> Self {
-        let keys = KeyCache::new(&config.data_dir);
-        let openapi_json = Bytes::from(api_router().into_openapi().to_json().unwrap_or_default());
+    pub fn new(app: Arc<App>, delivery: Arc<Delivery>, metrics: PrometheusHandle) -> Self {
+        let openapi_json = match api_router().into_openapi().to_json() {
+            Ok(json) => Some(Bytes::from(json)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot render the OpenAPI document");
+                metrics::counter!("rampart_openapi_errors_total").increment(1);
+                None
+            }
+        };
         Self(Arc::new(Shared {
-            store,
-            keyring,
-            clock,
-            config,
+            app,
             delivery,
             metrics,
             openapi_json,
             ready: AtomicBool::new(true),
-            key_touches: Mutex::new(HashMap::new()),
-            keys,
         }))
     }
 
@@ -96,30 +78,6 @@ impl AppState {
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
-    }
-
-    /// Records that a key was used, at most once a minute per key, without waiting.
-    pub fn note_key_used(&self, key_id: &str, stored_last_used: Option<Millis>, now: Millis) {
-        if stored_last_used.is_some_and(|at| now - at < TOUCH_INTERVAL_MS) {
-            return;
-        }
-        let Ok(mut touches) = self.key_touches.lock() else {
-            return;
-        };
-        if touches
-            .get(key_id)
-            .is_some_and(|at| now - at < TOUCH_INTERVAL_MS)
-        {
-            return;
-        }
-        touches.insert(key_id.to_owned(), now);
-        drop(touches);
-        let (store, key_id) = (self.store.clone(), key_id.to_owned());
-        tokio::spawn(async move {
-            let _ = store
-                .write(move |c| store::api_keys::touch(c, &key_id, now))
-                .await;
-        });
     }
 
     /// Gauges computed on scrape.
@@ -184,7 +142,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The complete application with its protective layers.
 pub fn app(state: AppState) -> Router {
-    let limits = &state.config.limits;
+    let config = state.app.config().clone();
+    let limits = &config.limits;
     let (router, _) = api_router().split_for_parts();
     router
         .fallback(|| async { ApiError::not_found("route") })
@@ -197,12 +156,15 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_millis(limits.request_timeout_ms),
+            deadline::enforce,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overload_response))
                 .load_shed()
-                .concurrency_limit(limits.max_in_flight_requests)
-                .timeout(Duration::from_millis(limits.request_timeout_ms)),
+                .concurrency_limit(limits.max_in_flight_requests),
         )
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
@@ -223,13 +185,6 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn overload_response(err: tower::BoxError) -> ApiError {
-    if err.is::<tower::timeout::error::Elapsed>() {
-        return ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request took too long",
-        );
-    }
     if err.is::<tower::load_shed::error::Overloaded>() {
         metrics::counter!("rampart_http_shed_total").increment(1);
         return ApiError::unavailable("the server is at capacity; retry shortly");

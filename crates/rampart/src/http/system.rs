@@ -31,9 +31,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
             "the server is starting or shutting down",
         ));
     }
-    state
-        .store
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))?;
+    if !state.app.is_healthy() {
+        return Err(ApiError::unavailable("the database does not answer"));
+    }
     Ok(Json(Health { status: "ready" }))
 }
 
@@ -54,11 +54,12 @@ pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<Respon
 
 /// This document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "system", responses((status = 200, content_type = "application/json", body = Object)))]
-pub async fn openapi(State(state): State<AppState>) -> Response {
-    (
+pub async fn openapi(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let json = state.openapi_json.clone().ok_or_else(ApiError::internal)?;
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        state.openapi_json.clone(),
+        json,
     )
-        .into_response()
+        .into_response())
 }

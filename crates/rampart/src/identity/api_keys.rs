@@ -12,7 +12,8 @@ use subtle::ConstantTimeEq;
 
 use super::scopes::Scopes;
 use crate::clock::Millis;
-use crate::data::Keyring;
+use crate::data::sealing::Sealer;
+use crate::store::api_keys::ApiKeyRecord;
 
 const PREFIX: &str = "rk_";
 const ID_LEN: usize = 12;
@@ -68,7 +69,7 @@ impl fmt::Debug for ApiKeyToken {
     }
 }
 
-/// A stored API key, as the store returns it.
+/// An API key's record: everything but its secret, of which only a keyed hash is kept.
 #[derive(Debug, Clone)]
 pub struct StoredApiKey {
     pub id: String,
@@ -82,9 +83,42 @@ pub struct StoredApiKey {
     pub last_used_at: Option<Millis>,
 }
 
+impl StoredApiKey {
+    /// The key as the store keeps it.
+    pub fn to_record(&self) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            name: self.name.clone(),
+            hash: self.hash.clone(),
+            scopes: self.scopes.to_stored(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
+impl From<ApiKeyRecord> for StoredApiKey {
+    fn from(r: ApiKeyRecord) -> Self {
+        Self {
+            scopes: Scopes::from_stored(&r.scopes),
+            id: r.id,
+            account_id: r.account_id,
+            name: r.name,
+            hash: r.hash,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
 /// Makes a new key for `account_id`: the token to show once, and the record to store.
 pub fn issue(
-    keyring: &Keyring,
+    sealer: &Sealer,
     account_id: &str,
     name: &str,
     scopes: Scopes,
@@ -96,7 +130,7 @@ pub fn issue(
         id: token.id().to_owned(),
         account_id: account_id.to_owned(),
         name: name.to_owned(),
-        hash: keyring.hash_api_key(token.reveal()).to_vec(),
+        hash: sealer.hash_api_key(token.reveal()).to_vec(),
         scopes,
         created_at: now,
         expires_at,

@@ -15,7 +15,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The epoch file's identity: inode and modification time.
 type Stamp = (u64, i64, i64);
@@ -77,7 +77,9 @@ impl KeyCache {
         }
         // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
         // next lookup reloads.
-        let found = store.read(|c| store::api_keys::find(c, id))?;
+        let found = store
+            .read(|tx| tx.find_api_key(id))?
+            .map(StoredApiKey::from);
         if !settled {
             return Ok(found);
         }
@@ -104,17 +106,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         store
-            .write_blocking(|c| {
-                store::accounts::insert(
-                    c,
-                    &store::accounts::Account {
-                        id: "acc_1".into(),
-                        name: "a".into(),
-                        created_at: 0,
-                    },
-                )?;
-                store::api_keys::insert(
-                    c,
+            .write_blocking(|tx| {
+                tx.insert_account(&crate::store::accounts::AccountRecord {
+                    id: "acc_1".into(),
+                    name: "a".into(),
+                    created_at: 0,
+                })?;
+                tx.insert_api_key(
                     &StoredApiKey {
                         id: "rk_1".into(),
                         account_id: "acc_1".into(),
@@ -125,7 +123,8 @@ mod tests {
                         expires_at: None,
                         revoked_at: None,
                         last_used_at: None,
-                    },
+                    }
+                    .to_record(),
                 )
             })
             .unwrap();
@@ -139,7 +138,7 @@ mod tests {
                 .is_none()
         );
         store
-            .write_blocking(|c| store::api_keys::revoke(c, "acc_1", "rk_1", 5))
+            .write_blocking(|tx| tx.revoke_api_key("acc_1", "rk_1", 5))
             .unwrap();
         // Without an announcement the cached record is served.
         assert!(

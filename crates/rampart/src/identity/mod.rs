@@ -1,5 +1,7 @@
-//! Layer 3, identity and access: accounts, API keys and the scopes they carry.
-//! Deny by default: a key can do exactly what its scopes name, within its own account.
+//! Layer 3, identity and access: API keys (tokens, verification, the in-memory key cache)
+//! and the scopes they carry. Deny by default: a key can do exactly what its scopes name,
+//! within its own account. Accounts themselves are records of the store, created by the
+//! application layer.
 
 pub mod api_keys;
 pub mod key_cache;

@@ -1,78 +1,92 @@
 //! Accounts and the keyring's wrapped data keys.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::StoreError;
+use super::{Db, StoreError};
 use crate::clock::Millis;
-use crate::data::keyring::WrappedDataKey;
 
 /// An account: the owner of messages and keys.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Account {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
     pub id: String,
     pub name: String,
     pub created_at: Millis,
 }
 
-pub fn new_account_id() -> String {
-    super::new_id("acc")
+/// A data key as stored: wrapped (encrypted) under the key-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    pub id: u32,
+    pub wrapped: Vec<u8>,
 }
 
-pub fn insert(conn: &Connection, account: &Account) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![account.id, account.name, account.created_at])?;
-    Ok(())
+/// Accounts and data keys.
+pub trait Accounts {
+    fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
+    fn count_accounts(&self) -> Result<i64, StoreError>;
+    fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Every account, oldest first.
+    fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError>;
+    fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError>;
 }
 
-pub fn count(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)
+fn account_from_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Account>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT id, name, created_at FROM accounts WHERE id = ?1")?
-        .query_row([id], |r| {
-            Ok(Account {
+impl Accounts for Db<'_> {
+    fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![account.id, account.name, account.created_at])?;
+        Ok(())
+    }
+
+    fn count_accounts(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?)
+    }
+
+    fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT id, name, created_at FROM accounts WHERE id = ?1")?
+            .query_row([id], account_from_row)
+            .optional()?)
+    }
+
+    fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY created_at, id")?;
+        let rows = stmt.query_map([], account_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT id, wrapped FROM data_keys ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DataKeyRecord {
                 id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
+                wrapped: r.get(1)?,
             })
-        })
-        .optional()?)
-}
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-pub fn list(conn: &Connection) -> Result<Vec<Account>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY created_at")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Account {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            created_at: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn data_keys(conn: &Connection) -> Result<Vec<WrappedDataKey>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id, wrapped FROM data_keys ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(WrappedDataKey {
-            id: r.get(0)?,
-            wrapped: r.get(1)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn insert_data_key(
-    conn: &Connection,
-    key: &WrappedDataKey,
-    now: Millis,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO data_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
-        params![key.id, key.wrapped, now],
-    )?;
-    Ok(())
+    fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO data_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
+            params![key.id, key.wrapped, now],
+        )?;
+        Ok(())
+    }
 }

@@ -1,22 +1,22 @@
 //! Inbound (mobile-originated) messages, stored for the account that owns the number they
 //! were sent to. Every query is scoped by account.
 
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
-use super::StoreError;
+use super::{Db, StoreError};
 use crate::clock::Millis;
 
 /// An inbound message (sender and body already encrypted).
 #[derive(Debug, Clone)]
-pub struct InboundRow {
+pub struct InboundRecord {
     pub id: String,
     pub account_id: String,
-    /// Sealed under `inbound-from:<id>`.
+    /// Sealed (see `data::sealing`).
     pub from_sealed: Vec<u8>,
     /// Blind index of the sender, domain `phone` (as for outbound recipients).
     pub from_index: [u8; 16],
     pub to_number: String,
-    /// Sealed under `inbound-body:<id>`.
+    /// Sealed (see `data::sealing`).
     pub body_sealed: Vec<u8>,
     pub connector: String,
     pub received_at: Millis,
@@ -25,48 +25,24 @@ pub struct InboundRow {
 const COLUMNS: &str =
     "id, account_id, from_sealed, from_index, to_number, body_sealed, connector, received_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<InboundRow> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<InboundRecord> {
     let index: Vec<u8> = r.get(3)?;
-    Ok(InboundRow {
+    Ok(InboundRecord {
         id: r.get(0)?,
         account_id: r.get(1)?,
         from_sealed: r.get(2)?,
-        from_index: index.as_slice().try_into().unwrap_or([0; 16]),
+        from_index: index.as_slice().try_into().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Blob,
+                "blind index of the wrong length".into(),
+            )
+        })?,
         to_number: r.get(4)?,
         body_sealed: r.get(5)?,
         connector: r.get(6)?,
         received_at: r.get(7)?,
     })
-}
-
-pub fn insert(conn: &Connection, row: &InboundRow) -> Result<(), StoreError> {
-    conn.prepare_cached(&format!(
-        "INSERT INTO inbound_messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    ))?
-    .execute(params![
-        row.id,
-        row.account_id,
-        row.from_sealed,
-        &row.from_index[..],
-        row.to_number,
-        row.body_sealed,
-        row.connector,
-        row.received_at,
-    ])?;
-    Ok(())
-}
-
-pub fn get(
-    conn: &Connection,
-    account_id: &str,
-    id: &str,
-) -> Result<Option<InboundRow>, StoreError> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM inbound_messages WHERE id = ?1 AND account_id = ?2"
-        ))?
-        .query_row([id, account_id], from_row)
-        .optional()?)
 }
 
 /// Filters for listing an account's inbound messages, newest first.
@@ -79,28 +55,70 @@ pub struct InboundFilter {
     pub limit: usize,
 }
 
-pub fn list(
-    conn: &Connection,
-    account_id: &str,
-    filter: &InboundFilter,
-) -> Result<Vec<InboundRow>, StoreError> {
-    let mut sql = format!("SELECT {COLUMNS} FROM inbound_messages WHERE account_id = ?");
-    let mut args: Vec<rusqlite::types::Value> = vec![account_id.to_owned().into()];
-    if let Some(index) = filter.from_index {
-        sql.push_str(" AND from_index = ?");
-        args.push(index.to_vec().into());
+/// Inbound messages.
+pub trait Inbound {
+    fn insert_inbound(&self, row: &InboundRecord) -> Result<(), StoreError>;
+    fn get_inbound(&self, account_id: &str, id: &str) -> Result<Option<InboundRecord>, StoreError>;
+    /// The account's inbound messages, newest first.
+    fn list_inbound(
+        &self,
+        account_id: &str,
+        filter: &InboundFilter,
+    ) -> Result<Vec<InboundRecord>, StoreError>;
+}
+
+impl Inbound for Db<'_> {
+    fn insert_inbound(&self, row: &InboundRecord) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(&format!(
+                "INSERT INTO inbound_messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                row.id,
+                row.account_id,
+                row.from_sealed,
+                &row.from_index[..],
+                row.to_number,
+                row.body_sealed,
+                row.connector,
+                row.received_at,
+            ])?;
+        Ok(())
     }
-    if let Some(to) = &filter.to_number {
-        sql.push_str(" AND to_number = ?");
-        args.push(to.clone().into());
+
+    fn get_inbound(&self, account_id: &str, id: &str) -> Result<Option<InboundRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM inbound_messages WHERE id = ?1 AND account_id = ?2"
+            ))?
+            .query_row([id, account_id], from_row)
+            .optional()?)
     }
-    if let Some(id) = &filter.before_id {
-        sql.push_str(" AND id < ?");
-        args.push(id.clone().into());
+
+    fn list_inbound(
+        &self,
+        account_id: &str,
+        filter: &InboundFilter,
+    ) -> Result<Vec<InboundRecord>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM inbound_messages WHERE account_id = ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![account_id.to_owned().into()];
+        if let Some(index) = filter.from_index {
+            sql.push_str(" AND from_index = ?");
+            args.push(index.to_vec().into());
+        }
+        if let Some(to) = &filter.to_number {
+            sql.push_str(" AND to_number = ?");
+            args.push(to.clone().into());
+        }
+        if let Some(id) = &filter.before_id {
+            sql.push_str(" AND id < ?");
+            args.push(id.clone().into());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push((filter.limit as i64).into());
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
-    args.push((filter.limit as i64).into());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -4,16 +4,23 @@
 //! transaction and one fsync (group commit), so durable commits stay cheap under load: a caller
 //! hears back only after its change is on disk. Reads use a small pool of read-only
 //! connections on the caller's thread; point reads take microseconds, so they skip the hop.
+//!
+//! Nothing above this module sees SQLite: callers get a [`Tx`], a transaction (or read
+//! snapshot) that offers one repository trait per aggregate (accounts, API keys, messages,
+//! inbound, routing, audit). The traits speak in plain records, so another database can sit
+//! behind the same seam.
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod inbound;
 pub mod messages;
+pub mod queue;
 pub mod routing;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +33,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0002_routing.sql"
     )),
+    M::up(include_str!("../../../../migrations/sqlite/0003_audit.sql")),
 ];
 
 /// Most jobs folded into one transaction.
@@ -52,9 +60,44 @@ pub enum StoreError {
     /// A stored value could not be decoded (tampering or a bug).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    /// An encrypted value could not be decrypted.
-    #[error(transparent)]
-    Keyring(#[from] crate::data::KeyringError),
+    /// The database file or a thread serving it could not be set up.
+    #[error("cannot open the store: {0}")]
+    Open(String),
+}
+
+/// Every repository, as one transaction (or read snapshot) offers them.
+pub trait Repositories:
+    accounts::Accounts
+    + api_keys::ApiKeys
+    + audit::Audit
+    + inbound::Inbound
+    + messages::Messages
+    + queue::Queue
+    + routing::Routing
+{
+}
+
+impl<T> Repositories for T where
+    T: accounts::Accounts
+        + api_keys::ApiKeys
+        + audit::Audit
+        + inbound::Inbound
+        + messages::Messages
+        + queue::Queue
+        + routing::Routing
+{
+}
+
+/// A transaction or read snapshot, seen through the repository traits.
+pub type Tx<'a> = dyn Repositories + 'a;
+
+/// SQLite's side of a [`Tx`]: the connection the repository traits are implemented on.
+pub(crate) struct Db<'c>(&'c Connection);
+
+impl Db<'_> {
+    fn conn(&self) -> &Connection {
+        self.0
+    }
 }
 
 /// A fresh, time-ordered, unguessable id: `prefix` + `_` + a lowercase ULID.
@@ -136,9 +179,7 @@ impl Store {
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| {
-                    StoreError::Commit(format!("cannot create {}: {e}", path.display()))
-                })?;
+                .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", path.display())))?;
         }
         let mut conn = open_connection(path, false)?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
@@ -147,13 +188,13 @@ impl Store {
         let writer = thread::Builder::new()
             .name("rampart-store-writer".into())
             .spawn(move || run_writer(conn, rx, wal_path))
-            .map_err(|e| StoreError::Commit(format!("cannot start writer thread: {e}")))?;
+            .map_err(|e| StoreError::Open(format!("cannot start writer thread: {e}")))?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel();
         let checkpoint_path = path.to_path_buf();
         thread::Builder::new()
             .name("rampart-store-checkpoint".into())
             .spawn(move || run_checkpointer(checkpoint_path, stopped))
-            .map_err(|e| StoreError::Commit(format!("cannot start checkpoint thread: {e}")))?;
+            .map_err(|e| StoreError::Open(format!("cannot start checkpoint thread: {e}")))?;
         Ok(Self {
             checkpointer: Mutex::new(Some(stop_checkpoints)),
             jobs: Mutex::new(Some(jobs)),
@@ -163,12 +204,14 @@ impl Store {
         })
     }
 
-    /// Runs `f` inside the next group transaction and returns its result once committed.
-    /// If `f` fails, only its own changes are rolled back.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` inside the next group transaction and returns its result once committed (on
+    /// disk). If `f` fails, only its own changes are rolled back. `f` may fail with any error
+    /// that a store error converts into.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.submit(Lane::Api, f, tx)?;
@@ -176,10 +219,11 @@ impl Store {
     }
 
     /// Like [`Store::write`], for work no client waits on (delivery bookkeeping).
-    pub async fn write_background<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub async fn write_background<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.submit(Lane::Background, f, tx)?;
@@ -187,40 +231,42 @@ impl Store {
     }
 
     /// Like [`Store::write`], for callers that are not async (the CLI).
-    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.submit(Lane::Api, f, tx)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
-    fn submit<T, F>(
+    fn submit<T, E, F>(
         &self,
         lane: Lane,
         f: F,
-        reply: oneshot::Sender<Result<T, StoreError>>,
+        reply: oneshot::Sender<Result<T, E>>,
     ) -> Result<(), StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let job: Job = Box::new(move |conn| {
             let outcome = match conn {
-                Some(conn) => run_in_savepoint(conn, f),
-                None => Err(StoreError::Closed),
+                Some(conn) => run_in_savepoint(conn, |c| f(&Db(c))),
+                None => Err(E::from(StoreError::Closed)),
             };
             Box::new(move |committed: Result<(), &StoreError>| {
                 let result = match committed {
                     Ok(()) => outcome,
-                    Err(e) => Err(StoreError::Commit(e.to_string())),
+                    Err(e) => Err(E::from(StoreError::Commit(e.to_string()))),
                 };
                 let _ = reply.send(result);
             })
         });
-        let jobs = self.jobs.lock().map_err(|_| StoreError::Closed)?;
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
         jobs.as_ref()
             .ok_or(StoreError::Closed)?
             .send((lane, job))
@@ -229,28 +275,35 @@ impl Store {
 
     /// Runs a read on the caller's thread with a pooled read-only connection. Keep it to point
     /// reads; use [`Store::read_blocking`] for scans.
-    pub fn read<T>(
+    pub fn read<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = match self.readers.lock().map_err(|_| StoreError::Closed)?.pop() {
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // The pool is a plain list: a panic elsewhere cannot leave it half-updated, so a
+        // poisoned lock is safe to take over.
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
             Some(conn) => conn,
             None => open_connection(&self.path, true)?,
         };
-        let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < 16
-        {
+        let result = f(&Db(&conn));
+        let mut pool = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < 16 {
             pool.push(conn);
         }
         result
     }
 
     /// Runs a longer read on the blocking thread pool.
-    pub async fn read_blocking<T, F>(self: &std::sync::Arc<Self>, f: F) -> Result<T, StoreError>
+    pub async fn read_blocking<T, E, F>(self: &std::sync::Arc<Self>, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.read(f))
@@ -260,32 +313,42 @@ impl Store {
 
     /// Stops taking writes, commits what is already queued, and waits for the writer to end.
     pub fn close(&self) {
-        if let Ok(mut checkpointer) = self.checkpointer.lock() {
-            checkpointer.take();
-        }
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
-        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        self.checkpointer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(handle) = handle {
             let _ = handle.join();
         }
     }
 }
 
-fn run_in_savepoint<T>(
+fn run_in_savepoint<T, E: From<StoreError>>(
     conn: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let statement = |sql: &str| -> Result<(), StoreError> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    statement("SAVEPOINT job")?;
     match f(conn) {
         Ok(value) => {
-            conn.prepare_cached("RELEASE job")?.execute([])?;
+            statement("RELEASE job")?;
             Ok(value)
         }
         Err(e) => {
-            conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
-            conn.prepare_cached("RELEASE job")?.execute([])?;
+            statement("ROLLBACK TO job")?;
+            statement("RELEASE job")?;
             Err(e)
         }
     }
@@ -404,7 +467,7 @@ fn run_syncer(wal_path: &Path, groups: &Mutex<std::sync::mpsc::Receiver<Vec<Comp
     let mut wal: Option<(std::fs::File, u64)> = None;
     loop {
         let ready: Vec<Vec<Completion>> = {
-            let Ok(groups) = groups.lock() else { return };
+            let groups = groups.lock().unwrap_or_else(PoisonError::into_inner);
             let Ok(first) = groups.recv() else { return };
             std::iter::once(first).chain(groups.try_iter()).collect()
         };
@@ -466,15 +529,12 @@ mod tests {
             let store = store.clone();
             let lane_background = i % 3 == 0;
             tasks.push(tokio::spawn(async move {
-                let insert = move |c: &Connection| -> Result<(), StoreError> {
-                    accounts::insert(
-                        c,
-                        &accounts::Account {
-                            id: format!("acc_{i}"),
-                            name: "n".into(),
-                            created_at: i,
-                        },
-                    )
+                let insert = move |tx: &Tx<'_>| -> Result<(), StoreError> {
+                    tx.insert_account(&accounts::AccountRecord {
+                        id: format!("acc_{i}"),
+                        name: "n".into(),
+                        created_at: i,
+                    })
                 };
                 if lane_background {
                     store.write_background(insert).await
@@ -486,29 +546,29 @@ mod tests {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        assert_eq!(store.read(accounts::count).unwrap(), 200);
+        assert_eq!(store.read(|tx| tx.count_accounts()).unwrap(), 200);
         store.close();
     }
 
     #[tokio::test]
     async fn a_failing_job_rolls_back_only_its_own_changes() {
         let (_dir, store) = store();
-        let account = |id: &str| accounts::Account {
+        let account = |id: &str| accounts::AccountRecord {
             id: id.into(),
             name: "n".into(),
             created_at: 0,
         };
         let (a, b) = (account("acc_a"), account("acc_b"));
-        let failing = store.write(move |c| {
-            accounts::insert(c, &a)?;
+        let failing = store.write(move |tx| {
+            tx.insert_account(&a)?;
             Err::<(), _>(StoreError::Corrupt("deliberate".into()))
         });
-        let fine = store.write(move |c| accounts::insert(c, &b));
+        let fine = store.write(move |tx| tx.insert_account(&b));
         let (failing, fine) = tokio::join!(failing, fine);
         assert!(failing.is_err());
         fine.unwrap();
         let ids: Vec<String> = store
-            .read(accounts::list)
+            .read(|tx| tx.list_accounts())
             .unwrap()
             .into_iter()
             .map(|a| a.id)
@@ -523,7 +583,7 @@ mod tests {
         let (dir, store) = store();
         store.close();
         assert!(matches!(
-            store.write_blocking(|_| Ok(())),
+            store.write_blocking(|_| Ok::<_, StoreError>(())),
             Err(StoreError::Closed)
         ));
         let mode = std::fs::metadata(dir.path().join("test.db"))

@@ -2,22 +2,21 @@
 //! numbers we receive on with the account that owns each. Every change bumps
 //! `routing_version` (by trigger), which the running server polls to reload.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::StoreError;
+use super::{Db, StoreError};
 use crate::clock::Millis;
-use crate::delivery::router::Route;
 
 /// A configured connector as stored (the password still sealed).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ConnectorRow {
+pub struct ConnectorRecord {
     pub name: String,
     /// Only `smpp` for now.
     pub kind: String,
     pub host: String,
     pub port: u16,
     pub system_id: String,
-    /// Sealed by the keyring under `connector-password:<name>`.
+    /// Sealed (see `data::sealing`).
     pub password_sealed: Vec<u8>,
     pub tls: bool,
     /// A PEM file of extra trusted roots for the SMSC's certificate.
@@ -29,9 +28,9 @@ pub struct ConnectorRow {
     pub created_at: Millis,
 }
 
-impl std::fmt::Debug for ConnectorRow {
+impl std::fmt::Debug for ConnectorRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectorRow")
+        f.debug_struct("ConnectorRecord")
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("host", &self.host)
@@ -41,17 +40,20 @@ impl std::fmt::Debug for ConnectorRow {
     }
 }
 
-/// Context the connector password is sealed under, so it cannot be moved to another row.
-pub fn password_context(name: &str) -> String {
-    format!("connector-password:{name}")
+/// A route: destinations starting with `prefix` go through `connector`, lower priority first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRecord {
+    pub prefix: String,
+    pub connector: String,
+    pub priority: i64,
 }
 
 const CONNECTOR_COLUMNS: &str = "name, kind, host, port, system_id, password_sealed, tls, tls_ca_file, \
      window_size, max_rate, options, created_at";
 
-fn connector_from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
+fn connector_from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRecord> {
     let window: i64 = r.get(8)?;
-    Ok(ConnectorRow {
+    Ok(ConnectorRecord {
         name: r.get(0)?,
         kind: r.get(1)?,
         host: r.get(2)?,
@@ -67,9 +69,45 @@ fn connector_from_row(r: &Row<'_>) -> rusqlite::Result<ConnectorRow> {
     })
 }
 
-/// Adds a connector; false when one of that name exists already.
-pub fn insert_connector(conn: &Connection, row: &ConnectorRow) -> Result<bool, StoreError> {
-    let added = conn
+/// One of our numbers and its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRecord {
+    pub number: String,
+    pub account_id: String,
+    pub created_at: Millis,
+}
+
+/// The routing directory.
+pub trait Routing {
+    /// Adds a connector; false when one of that name exists already.
+    fn insert_connector(&self, row: &ConnectorRecord) -> Result<bool, StoreError>;
+    fn list_connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
+    fn connector_exists(&self, name: &str) -> Result<bool, StoreError>;
+    /// Removes a connector and the routes that point at it; `None` when there was no such
+    /// connector, else how many routes went with it.
+    fn delete_connector(&self, name: &str) -> Result<Option<usize>, StoreError>;
+    /// Adds a route, or changes the priority of the existing route with that prefix and
+    /// connector.
+    fn upsert_route(&self, route: &RouteRecord, now: Millis) -> Result<(), StoreError>;
+    fn list_routes(&self) -> Result<Vec<RouteRecord>, StoreError>;
+    /// Removes a route; false when there was none.
+    fn delete_route(&self, prefix: &str, connector: &str) -> Result<bool, StoreError>;
+    /// Assigns a number to an account; false when the number is taken already.
+    fn insert_number(&self, row: &NumberRecord) -> Result<bool, StoreError>;
+    /// Every number, or one account's numbers.
+    fn list_numbers(&self, account_id: Option<&str>) -> Result<Vec<NumberRecord>, StoreError>;
+    /// Removes a number; false when there was none.
+    fn delete_number(&self, number: &str) -> Result<bool, StoreError>;
+    /// Who owns the number a message was sent to. Carriers write the destination with or
+    /// without the `+` (the type of number says which), so both spellings are tried.
+    fn number_owner(&self, to: &str) -> Result<Option<NumberRecord>, StoreError>;
+    /// The counter every change to the directory bumps.
+    fn routing_version(&self) -> Result<i64, StoreError>;
+}
+
+impl Routing for Db<'_> {
+    fn insert_connector(&self, row: &ConnectorRecord) -> Result<bool, StoreError> {
+        let added = self.conn()
         .prepare_cached(&format!(
             "INSERT INTO connectors ({CONNECTOR_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (name) DO NOTHING"
@@ -88,193 +126,184 @@ pub fn insert_connector(conn: &Connection, row: &ConnectorRow) -> Result<bool, S
             row.options,
             row.created_at,
         ])?;
-    Ok(added == 1)
-}
-
-pub fn list_connectors(conn: &Connection) -> Result<Vec<ConnectorRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY name"
-    ))?;
-    let rows = stmt.query_map([], connector_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn connector_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM connectors WHERE name = ?1")?
-        .query_row([name], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
-/// Removes a connector and the routes that point at it; `None` when there was no such
-/// connector, else how many routes went with it.
-pub fn delete_connector(conn: &Connection, name: &str) -> Result<Option<usize>, StoreError> {
-    let removed = conn
-        .prepare_cached("DELETE FROM connectors WHERE name = ?1")?
-        .execute([name])?;
-    if removed == 0 {
-        return Ok(None);
+        Ok(added == 1)
     }
-    let routes = conn
-        .prepare_cached("DELETE FROM routes WHERE connector = ?1")?
-        .execute([name])?;
-    Ok(Some(routes))
-}
 
-/// Adds a route, or changes the priority of the existing route with that prefix and connector.
-pub fn upsert_route(conn: &Connection, route: &Route, now: Millis) -> Result<(), StoreError> {
-    conn.prepare_cached(
+    fn list_connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {CONNECTOR_COLUMNS} FROM connectors ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], connector_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn connector_exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM connectors WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn delete_connector(&self, name: &str) -> Result<Option<usize>, StoreError> {
+        let removed = self
+            .conn()
+            .prepare_cached("DELETE FROM connectors WHERE name = ?1")?
+            .execute([name])?;
+        if removed == 0 {
+            return Ok(None);
+        }
+        let routes = self
+            .conn()
+            .prepare_cached("DELETE FROM routes WHERE connector = ?1")?
+            .execute([name])?;
+        Ok(Some(routes))
+    }
+
+    fn upsert_route(&self, route: &RouteRecord, now: Millis) -> Result<(), StoreError> {
+        self.conn().prepare_cached(
         "INSERT INTO routes (prefix, connector, priority, created_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (prefix, connector) DO UPDATE SET priority = excluded.priority",
     )?
     .execute(params![route.prefix, route.connector, route.priority, now])?;
-    Ok(())
-}
+        Ok(())
+    }
 
-pub fn list_routes(conn: &Connection) -> Result<Vec<Route>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT prefix, connector, priority FROM routes ORDER BY prefix, priority, connector",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Route {
-            prefix: r.get(0)?,
-            connector: r.get(1)?,
-            priority: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
+    fn list_routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT prefix, connector, priority FROM routes ORDER BY prefix, priority, connector",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RouteRecord {
+                prefix: r.get(0)?,
+                connector: r.get(1)?,
+                priority: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-/// Removes a route; false when there was none.
-pub fn delete_route(conn: &Connection, prefix: &str, connector: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("DELETE FROM routes WHERE prefix = ?1 AND connector = ?2")?
-        .execute([prefix, connector])?
-        == 1)
-}
+    fn delete_route(&self, prefix: &str, connector: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM routes WHERE prefix = ?1 AND connector = ?2")?
+            .execute([prefix, connector])?
+            == 1)
+    }
 
-/// One of our numbers and its owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NumberRow {
-    pub number: String,
-    pub account_id: String,
-    pub created_at: Millis,
-}
-
-/// Assigns a number to an account; false when the number is taken already.
-pub fn insert_number(conn: &Connection, row: &NumberRow) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "INSERT INTO numbers (number, account_id, created_at) VALUES (?1, ?2, ?3) \
+    fn insert_number(&self, row: &NumberRecord) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "INSERT INTO numbers (number, account_id, created_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (number) DO NOTHING",
-        )?
-        .execute(params![row.number, row.account_id, row.created_at])?
-        == 1)
-}
+            )?
+            .execute(params![row.number, row.account_id, row.created_at])?
+            == 1)
+    }
 
-/// Every number, or one account's numbers.
-pub fn list_numbers(
-    conn: &Connection,
-    account_id: Option<&str>,
-) -> Result<Vec<NumberRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT number, account_id, created_at FROM numbers \
+    fn list_numbers(&self, account_id: Option<&str>) -> Result<Vec<NumberRecord>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT number, account_id, created_at FROM numbers \
          WHERE ?1 IS NULL OR account_id = ?1 ORDER BY number",
-    )?;
-    let rows = stmt.query_map([account_id], |r| {
-        Ok(NumberRow {
-            number: r.get(0)?,
-            account_id: r.get(1)?,
-            created_at: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn delete_number(conn: &Connection, number: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("DELETE FROM numbers WHERE number = ?1")?
-        .execute([number])?
-        == 1)
-}
-
-/// Who owns the number a message was sent to. Carriers write the destination with or without
-/// the `+` (the type of number says which), so both spellings are tried.
-pub fn number_owner(conn: &Connection, to: &str) -> Result<Option<NumberRow>, StoreError> {
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    let plus = format!("+{digits}");
-    Ok(conn
-        .prepare_cached(
-            "SELECT number, account_id, created_at FROM numbers WHERE number IN (?1, ?2) \
-             ORDER BY number = ?3 DESC LIMIT 1",
-        )?
-        .query_row(params![digits, plus, to], |r| {
-            Ok(NumberRow {
+        )?;
+        let rows = stmt.query_map([account_id], |r| {
+            Ok(NumberRecord {
                 number: r.get(0)?,
                 account_id: r.get(1)?,
                 created_at: r.get(2)?,
             })
-        })
-        .optional()?)
-}
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-/// The counter every change to the directory bumps.
-pub fn routing_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT version FROM routing_version WHERE id = 1")?
-        .query_row([], |r| r.get(0))?)
+    fn delete_number(&self, number: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM numbers WHERE number = ?1")?
+            .execute([number])?
+            == 1)
+    }
+
+    fn number_owner(&self, to: &str) -> Result<Option<NumberRecord>, StoreError> {
+        let digits = to.strip_prefix('+').unwrap_or(to);
+        let plus = format!("+{digits}");
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT number, account_id, created_at FROM numbers WHERE number IN (?1, ?2) \
+             ORDER BY number = ?3 DESC LIMIT 1",
+            )?
+            .query_row(params![digits, plus, to], |r| {
+                Ok(NumberRecord {
+                    number: r.get(0)?,
+                    account_id: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn routing_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT version FROM routing_version WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Connection) {
+    fn db() -> (tempfile::TempDir, rusqlite::Connection) {
         let dir = tempfile::tempdir().unwrap();
         let store = super::super::Store::open(&dir.path().join("t.db")).unwrap();
         store.close();
-        let conn = Connection::open(dir.path().join("t.db")).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
         (dir, conn)
     }
 
     #[test]
     fn every_directory_change_bumps_the_version() {
         let (_dir, conn) = db();
-        let v0 = routing_version(&conn).unwrap();
-        let route = Route {
+        let db = Db(&conn);
+        let v0 = db.routing_version().unwrap();
+        let route = RouteRecord {
             prefix: "+44".into(),
             connector: "sandbox".into(),
             priority: 0,
         };
-        upsert_route(&conn, &route, 1).unwrap();
-        let v1 = routing_version(&conn).unwrap();
+        db.upsert_route(&route, 1).unwrap();
+        let v1 = db.routing_version().unwrap();
         assert!(v1 > v0);
-        assert!(delete_route(&conn, "+44", "sandbox").unwrap());
-        assert!(routing_version(&conn).unwrap() > v1);
+        assert!(db.delete_route("+44", "sandbox").unwrap());
+        assert!(db.routing_version().unwrap() > v1);
     }
 
     #[test]
     fn numbers_match_with_or_without_the_plus() {
         let (_dir, conn) = db();
+        let db = Db(&conn);
         conn.execute(
             "INSERT INTO accounts (id, name, created_at) VALUES ('acc_1', 'a', 0)",
             [],
         )
         .unwrap();
         for number in ["+447700900999", "12345"] {
-            let row = NumberRow {
+            let row = NumberRecord {
                 number: number.into(),
                 account_id: "acc_1".into(),
                 created_at: 0,
             };
-            assert!(insert_number(&conn, &row).unwrap());
-            assert!(!insert_number(&conn, &row).unwrap());
+            assert!(db.insert_number(&row).unwrap());
+            assert!(!db.insert_number(&row).unwrap());
         }
         for to in ["+447700900999", "447700900999", "12345", "+12345"] {
-            let owner = number_owner(&conn, to).unwrap();
+            let owner = db.number_owner(to).unwrap();
             assert_eq!(owner.map(|o| o.account_id), Some("acc_1".into()), "{to}");
         }
-        assert!(number_owner(&conn, "54321").unwrap().is_none());
+        assert!(db.number_owner("54321").unwrap().is_none());
     }
 }

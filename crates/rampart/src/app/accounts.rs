@@ -1,0 +1,100 @@
+//! Use cases of accounts: create and list them (operator only), and the very first start,
+//! which makes a default account with a key holding every scope.
+
+use super::audit::{Action, Actor, AuditEvent, Caller};
+use super::{App, AppError};
+use crate::identity::{ApiKeyToken, Scopes, api_keys};
+use crate::store::accounts::AccountRecord;
+
+impl App {
+    /// Creates an account.
+    pub async fn create_account(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<AccountRecord, AppError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::invalid(
+                "invalid_name",
+                "an account name is 1 to 100 characters",
+                "name",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let account = AccountRecord {
+            id: crate::store::new_id("acc"),
+            name: name.to_owned(),
+            created_at: now,
+        };
+        let mut audit = AuditEvent::instance(actor, Action::AccountCreated, &account.id, now);
+        audit.account_id = Some(account.id.clone());
+        let record = account.clone();
+        self.store
+            .write(move |tx| {
+                tx.insert_account(&record)?;
+                audit.record(tx)
+            })
+            .await?;
+        Ok(account)
+    }
+
+    /// Every account, oldest first.
+    pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, AppError> {
+        Ok(self.store.read(|tx| tx.list_accounts())?)
+    }
+
+    /// The account named, which must exist; or, when none is named, the only account.
+    pub fn account_or_only(&self, id: Option<&str>) -> Result<String, AppError> {
+        if let Some(id) = id {
+            return match self.store.read(|tx| tx.get_account(id))? {
+                Some(account) => Ok(account.id),
+                None => Err(AppError::NotFound("account")),
+            };
+        }
+        match self.list_accounts()?.as_slice() {
+            [only] => Ok(only.id.clone()),
+            [] => Err(AppError::invalid(
+                "no_account",
+                "there is no account yet: run `rampart account create --name NAME` or start the server once",
+                "account",
+            )),
+            _ => Err(AppError::invalid(
+                "account_required",
+                "there are several accounts: name one with --account",
+                "account",
+            )),
+        }
+    }
+
+    /// On the very first start (no account yet): a default account and a key with every
+    /// scope, whose token is returned to be shown once.
+    pub async fn bootstrap(&self) -> Result<Option<ApiKeyToken>, AppError> {
+        if self.store.read(|tx| tx.count_accounts())? > 0 {
+            return Ok(None);
+        }
+        let account = self.create_account(&Actor::System, "default").await?;
+        let now = self.clock.now_ms();
+        let (token, key) = api_keys::issue(
+            &self.sealer,
+            &account.id,
+            "initial key",
+            Scopes::all(),
+            None,
+            now,
+        );
+        let mut system = Caller::operator(&account.id);
+        system.actor = Actor::System;
+        let (record, audit) = (
+            key.to_record(),
+            AuditEvent::by(&system, Action::ApiKeyIssued, &key.id, now),
+        );
+        self.store
+            .write(move |tx| {
+                tx.insert_api_key(&record)?;
+                audit.record(tx)
+            })
+            .await?;
+        Ok(Some(token))
+    }
+}

@@ -1,0 +1,182 @@
+//! Use cases of API keys: authenticate a request, issue, list, read and revoke keys. A key can
+//! only hand out scopes it holds itself, so no key can mint a stronger one.
+
+use std::net::IpAddr;
+
+use super::audit::{Action, Actor, AuditEvent, Caller};
+use super::{App, AppError};
+use crate::clock::Millis;
+use crate::identity::api_keys::{self, KeyRejection, StoredApiKey};
+use crate::identity::{ApiKeyToken, Scope, Scopes, key_cache};
+
+/// Longest key name, in characters.
+pub const MAX_KEY_NAME: usize = 100;
+
+/// A key to issue.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    /// Scope names, e.g. `messages:send`, or `*` for all.
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Millis>,
+}
+
+/// A key just issued: the only time its secret exists outside the caller's hands.
+#[derive(Debug)]
+pub struct IssuedApiKey {
+    pub token: ApiKeyToken,
+    pub key: StoredApiKey,
+}
+
+impl App {
+    /// Establishes who calls from a presented `Authorization` token. Every failure is the same
+    /// [`AppError::Unauthenticated`]; the reason is only counted.
+    pub fn authenticate(
+        &self,
+        presented: Option<&str>,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Caller, AppError> {
+        let token = presented
+            .and_then(ApiKeyToken::parse)
+            .ok_or_else(|| rejected(KeyRejection::Malformed))?;
+        let hash = self.sealer.hash_api_key(token.reveal());
+        let stored = self
+            .keys
+            .find(&self.store, token.id())?
+            .ok_or_else(|| rejected(KeyRejection::Unknown))?;
+        let now = self.clock.now_ms();
+        let principal = api_keys::verify(&stored, &hash, now).map_err(rejected)?;
+        self.note_key_used(&stored.id, stored.last_used_at, now);
+        Ok(Caller {
+            actor: Actor::ApiKey(principal.key_id),
+            account_id: principal.account_id,
+            scopes: principal.scopes,
+            client_ip,
+        })
+    }
+
+    /// Issues a key in the caller's account, with at most the caller's scopes.
+    pub async fn issue_api_key(
+        &self,
+        caller: &Caller,
+        request: NewApiKey,
+    ) -> Result<IssuedApiKey, AppError> {
+        caller.require(Scope::KeysManage)?;
+        let name = request.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > MAX_KEY_NAME {
+            return Err(AppError::invalid(
+                "invalid_name",
+                "`name` must be 1 to 100 characters",
+                "name",
+            ));
+        }
+        let scopes = Scopes::parse(request.scopes.iter().map(String::as_str))
+            .map_err(|e| AppError::invalid("invalid_scope", e.to_string(), "scopes"))?;
+        if scopes.is_empty() {
+            return Err(AppError::invalid(
+                "invalid_scope",
+                "a key needs at least one scope",
+                "scopes",
+            ));
+        }
+        let now = self.clock.now_ms();
+        if !caller.scopes.covers(scopes) {
+            let denied =
+                AuditEvent::by(caller, Action::ApiKeyIssued, &name, now).denied("scope_escalation");
+            self.store.write(move |tx| denied.record(tx)).await?;
+            return Err(AppError::forbidden(
+                "scope_escalation",
+                "a key cannot grant scopes it does not hold",
+            ));
+        }
+        if request.expires_at.is_some_and(|at| at <= now) {
+            return Err(AppError::invalid(
+                "invalid_expires_at",
+                "`expires_at` must be in the future",
+                "expires_at",
+            ));
+        }
+        let (token, key) = api_keys::issue(
+            &self.sealer,
+            &caller.account_id,
+            &name,
+            scopes,
+            request.expires_at,
+            now,
+        );
+        let (record, audit) = (
+            key.to_record(),
+            AuditEvent::by(caller, Action::ApiKeyIssued, &key.id, now),
+        );
+        self.store
+            .write(move |tx| {
+                tx.insert_api_key(&record)?;
+                audit.record(tx)
+            })
+            .await?;
+        tracing::info!(key_id = %key.id, account = %caller.account_id, "API key issued");
+        Ok(IssuedApiKey { token, key })
+    }
+
+    /// The keys of the caller's account (never their secrets).
+    pub fn list_api_keys(&self, caller: &Caller) -> Result<Vec<StoredApiKey>, AppError> {
+        caller.require(Scope::KeysManage)?;
+        let keys = self.store.read(|tx| tx.list_api_keys(&caller.account_id))?;
+        Ok(keys.into_iter().map(StoredApiKey::from).collect())
+    }
+
+    /// One key of the caller's account.
+    pub fn get_api_key(&self, caller: &Caller, id: &str) -> Result<StoredApiKey, AppError> {
+        caller.require(Scope::KeysManage)?;
+        self.store
+            .read(|tx| tx.get_api_key(&caller.account_id, id))?
+            .map(StoredApiKey::from)
+            .ok_or(AppError::NotFound("API key"))
+    }
+
+    /// Revokes a key of the caller's account; it fails on its next request, in every running
+    /// server.
+    pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<(), AppError> {
+        caller.require(Scope::KeysManage)?;
+        let now = self.clock.now_ms();
+        let (account, key_id) = (caller.account_id.clone(), id.to_owned());
+        let audit = AuditEvent::by(caller, Action::ApiKeyRevoked, id, now);
+        let revoked = self
+            .store
+            .write(move |tx| {
+                let revoked = tx.revoke_api_key(&account, &key_id, now)?;
+                if revoked {
+                    audit.record(tx)?;
+                }
+                Ok::<_, AppError>(revoked)
+            })
+            .await?;
+        if !revoked {
+            return Err(AppError::NotFound("API key"));
+        }
+        key_cache::announce_change(&self.config.data_dir)
+            .map_err(|e| AppError::Setup(format!("cannot announce a key revocation: {e}")))?;
+        tracing::info!(key_id = %id, account = %caller.account_id, "API key revoked");
+        Ok(())
+    }
+
+    /// The account a key belongs to (the operator revokes keys by id alone).
+    pub fn api_key_account(&self, id: &str) -> Result<String, AppError> {
+        self.store
+            .read(|tx| tx.find_api_key(id))?
+            .map(|k| k.account_id)
+            .ok_or(AppError::NotFound("API key"))
+    }
+}
+
+fn rejected(reason: KeyRejection) -> AppError {
+    let reason = match reason {
+        KeyRejection::Malformed => "malformed",
+        KeyRejection::Unknown => "unknown",
+        KeyRejection::WrongSecret => "wrong_secret",
+        KeyRejection::Revoked => "revoked",
+        KeyRejection::Expired => "expired",
+    };
+    metrics::counter!("rampart_auth_failures_total", "reason" => reason).increment(1);
+    AppError::Unauthenticated
+}

@@ -1,0 +1,171 @@
+//! Who is calling, and the audit trail: every use case that changes state records a typed
+//! event (actor, action, target, client IP, outcome) in the same transaction as the change,
+//! so the trail and the data cannot disagree.
+
+use std::net::IpAddr;
+
+use super::AppError;
+use crate::clock::Millis;
+use crate::identity::{Scope, Scopes};
+use crate::store::audit::AuditRecord;
+use crate::store::{StoreError, Tx};
+
+/// Who acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A request authenticated by this API key (its public id).
+    ApiKey(String),
+    /// The local operator, through the `rampart` command on the server's machine.
+    Operator,
+    /// Rampart itself (start-up bootstrap).
+    System,
+}
+
+impl Actor {
+    fn kind_and_id(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Self::ApiKey(id) => ("api_key", Some(id)),
+            Self::Operator => ("operator", None),
+            Self::System => ("system", None),
+        }
+    }
+}
+
+/// An authenticated caller acting within one account.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    pub account_id: String,
+    pub scopes: Scopes,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The local operator acting on `account_id`, with every scope.
+    pub fn operator(account_id: impl Into<String>) -> Self {
+        Self {
+            actor: Actor::Operator,
+            account_id: account_id.into(),
+            scopes: Scopes::all(),
+            client_ip: None,
+        }
+    }
+
+    /// Deny by default: each use case names the scope it needs.
+    pub fn require(&self, scope: Scope) -> Result<(), AppError> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "insufficient_scope",
+                format!("this API key lacks the `{}` scope", scope.as_str()),
+            ))
+        }
+    }
+}
+
+/// What was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    MessagesSent,
+    MessageCanceled,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    AccountCreated,
+    ConnectorAdded,
+    ConnectorRemoved,
+    RouteSet,
+    RouteRemoved,
+    NumberAssigned,
+    NumberRemoved,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MessagesSent => "messages.send",
+            Self::MessageCanceled => "message.cancel",
+            Self::ApiKeyIssued => "api_key.issue",
+            Self::ApiKeyRevoked => "api_key.revoke",
+            Self::AccountCreated => "account.create",
+            Self::ConnectorAdded => "connector.add",
+            Self::ConnectorRemoved => "connector.remove",
+            Self::RouteSet => "route.set",
+            Self::RouteRemoved => "route.remove",
+            Self::NumberAssigned => "number.assign",
+            Self::NumberRemoved => "number.remove",
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Refused, with the error code the caller got.
+    Denied(&'static str),
+}
+
+/// One audit event. Targets are ids, never phone numbers or message text.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub actor: Actor,
+    pub account_id: Option<String>,
+    pub action: Action,
+    pub target: String,
+    pub client_ip: Option<IpAddr>,
+    pub outcome: Outcome,
+    pub at: Millis,
+}
+
+impl AuditEvent {
+    /// A change made by `caller` in its account.
+    pub fn by(caller: &Caller, action: Action, target: impl Into<String>, at: Millis) -> Self {
+        Self {
+            actor: caller.actor.clone(),
+            account_id: Some(caller.account_id.clone()),
+            action,
+            target: target.into(),
+            client_ip: caller.client_ip,
+            outcome: Outcome::Done,
+            at,
+        }
+    }
+
+    /// A change to the instance itself (connectors, routes, numbers) by `actor`.
+    pub fn instance(actor: &Actor, action: Action, target: impl Into<String>, at: Millis) -> Self {
+        Self {
+            actor: actor.clone(),
+            account_id: None,
+            action,
+            target: target.into(),
+            client_ip: None,
+            outcome: Outcome::Done,
+            at,
+        }
+    }
+
+    pub fn denied(mut self, code: &'static str) -> Self {
+        self.outcome = Outcome::Denied(code);
+        self
+    }
+
+    /// Writes the event inside the caller's transaction.
+    pub fn record(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        let (actor_kind, actor_id) = self.actor.kind_and_id();
+        let outcome = match self.outcome {
+            Outcome::Done => "ok".to_owned(),
+            Outcome::Denied(code) => format!("denied:{code}"),
+        };
+        tx.record_audit(&AuditRecord {
+            at: self.at,
+            actor_kind: actor_kind.to_owned(),
+            actor_id: actor_id.map(str::to_owned),
+            account_id: self.account_id.clone(),
+            action: self.action.as_str().to_owned(),
+            target: self.target.clone(),
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            outcome,
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! The application layer: one method of [`App`] per use case (send, cancel, read and list
+//! messages and inbound; issue, list and revoke API keys; create and list accounts; add and
+//! remove connectors, routes and numbers). The HTTP API and the CLI are thin adapters over it.
+//!
+//! This is the one place a request passes its checks: the caller's scope, the business
+//! policy (before anything is stored), and the audit trail (in the same transaction as the
+//! change). A rule added here holds for the API and the CLI alike.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod audit;
+pub mod error;
+pub mod inbound;
+pub mod messages;
+pub mod routing;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+
+pub use self::audit::{Actor, Caller};
+pub use self::error::AppError;
+use crate::clock::{Millis, SharedClock, SystemClock};
+use crate::config::Config;
+use crate::data::Keyring;
+use crate::data::keyring::{MasterKey, WrappedDataKey};
+use crate::data::sealing::Sealer;
+use crate::delivery::DeliveryDeps;
+use crate::identity::key_cache::KeyCache;
+use crate::policy::{AllowAll, Policy};
+use crate::store::Store;
+use crate::store::accounts::DataKeyRecord;
+
+/// How often a key's `last_used_at` is written at most: the send path stays free of writes
+/// for bookkeeping, and the value is still accurate to the minute.
+const TOUCH_INTERVAL_MS: Millis = 60_000;
+
+/// The opened data directory and everything the use cases need.
+pub struct App {
+    config: Arc<Config>,
+    store: Arc<Store>,
+    sealer: Sealer,
+    clock: SharedClock,
+    keys: KeyCache,
+    policy: Arc<dyn Policy>,
+    /// Notified when messages are queued for now, so delivery looks at once.
+    delivery_wake: Arc<Notify>,
+    key_touches: Mutex<HashMap<String, Millis>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens the data directory with the wall clock, creating it (owner-only), the master key
+    /// and the database on first use.
+    pub fn open(config: Config) -> Result<Self, AppError> {
+        Self::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`App::open`] with a given clock (tests drive time by hand).
+    pub fn open_with_clock(config: Config, clock: SharedClock) -> Result<Self, AppError> {
+        let dir = &config.data_dir;
+        if !dir.exists() {
+            fs::create_dir_all(dir)
+                .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(0o700)))
+                .map_err(|e| {
+                    AppError::Setup(format!(
+                        "cannot create data directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+        }
+        let master = MasterKey::load_or_create(&config.master_key_path())?;
+        let store = Store::open(&config.db_path())?;
+        let stored: Vec<WrappedDataKey> = store
+            .read(|tx| tx.data_keys())?
+            .into_iter()
+            .map(|k| WrappedDataKey {
+                id: k.id,
+                wrapped: k.wrapped,
+            })
+            .collect();
+        let (keyring, new_key) = Keyring::open(&master, &stored)?;
+        if let Some(key) = new_key {
+            let now = clock.now_ms();
+            let record = DataKeyRecord {
+                id: key.id,
+                wrapped: key.wrapped,
+            };
+            store.write_blocking(move |tx| tx.insert_data_key(&record, now))?;
+        }
+        Ok(Self {
+            keys: KeyCache::new(&config.data_dir),
+            config: Arc::new(config),
+            store: Arc::new(store),
+            sealer: Sealer::new(Arc::new(keyring)),
+            clock,
+            policy: Arc::new(AllowAll),
+            delivery_wake: Arc::new(Notify::new()),
+            key_touches: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Replaces the business policy every send is checked against.
+    pub fn with_policy(mut self, policy: Arc<dyn Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// What the delivery worker needs: the same store, sealer and clock.
+    pub fn delivery_deps(&self) -> DeliveryDeps {
+        DeliveryDeps {
+            store: self.store.clone(),
+            sealer: self.sealer.clone(),
+            clock: self.clock.clone(),
+            config: self.config.delivery.clone(),
+        }
+    }
+
+    /// The signal delivery waits on for newly queued messages.
+    pub fn delivery_wake(&self) -> Arc<Notify> {
+        self.delivery_wake.clone()
+    }
+
+    fn wake_delivery(&self) {
+        self.delivery_wake.notify_one();
+    }
+
+    /// Whether the database answers (readiness).
+    pub fn is_healthy(&self) -> bool {
+        self.store.read(|tx| tx.count_accounts()).is_ok()
+    }
+
+    /// Commits what is queued and closes the database.
+    pub fn close(&self) {
+        self.store.close();
+    }
+
+    /// Records that a key was used, at most once a minute per key, without waiting.
+    fn note_key_used(&self, key_id: &str, stored_last_used: Option<Millis>, now: Millis) {
+        if stored_last_used.is_some_and(|at| now - at < TOUCH_INTERVAL_MS) {
+            return;
+        }
+        let mut touches = self
+            .key_touches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if touches
+            .get(key_id)
+            .is_some_and(|at| now - at < TOUCH_INTERVAL_MS)
+        {
+            return;
+        }
+        touches.insert(key_id.to_owned(), now);
+        drop(touches);
+        let (store, key_id) = (self.store.clone(), key_id.to_owned());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.write(move |tx| tx.touch_api_key(&key_id, now)).await {
+                    tracing::warn!(error = %e, "cannot record when a key was last used");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `rampart account|apikey`: accounts and API keys, administered by the local operator
+//! through the same use cases as the API (and audited the same way).
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use rampart::app::api_keys::NewApiKey;
+use rampart::app::{Actor, App, Caller};
+use rampart::clock::{self, Millis};
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key; its secret is printed once.
+    Create {
+        /// Account id (may be omitted when there is only one account).
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value = "cli key")]
+        name: String,
+        /// Comma-separated scopes (messages:send, messages:read, keys:manage, metrics:read,
+        /// inbound:read, connectors:read, or *).
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Expiry as RFC 3339, or a duration in days like `30d` or hours like `12h`.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List API keys (never their secrets).
+    List {
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Revoke an API key; it stops working on its next request.
+    Revoke {
+        /// The key id (`rk_` and 12 characters).
+        id: String,
+    },
+}
+
+pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<()> {
+    match command {
+        AccountCommand::Create { name } => {
+            let account = app.create_account(&Actor::Operator, &name).await?;
+            println!("{}", account.id);
+        }
+        AccountCommand::List => {
+            for account in app.list_accounts()? {
+                let created = clock::rfc3339(account.created_at);
+                println!("{}\t{}\t{created}", account.id, account.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create {
+            account,
+            name,
+            scopes,
+            expires,
+        } => {
+            let caller = Caller::operator(app.account_or_only(account.as_deref())?);
+            let now = app.clock().now_ms();
+            let expires_at = expires.map(|e| parse_expiry(&e, now)).transpose()?;
+            let new = NewApiKey {
+                name,
+                scopes,
+                expires_at,
+            };
+            let issued = app.issue_api_key(&caller, new).await?;
+            eprintln!(
+                "API key {} for account {} with scopes {:?}; shown only this once:",
+                issued.key.id, caller.account_id, issued.key.scopes
+            );
+            println!("{}", issued.token.reveal());
+        }
+        ApiKeyCommand::List { account } => {
+            let caller = Caller::operator(app.account_or_only(account.as_deref())?);
+            let now = app.clock().now_ms();
+            for key in app.list_api_keys(&caller)? {
+                let state = match (key.revoked_at, key.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(at)) if at <= now => "expired",
+                    _ => "active",
+                };
+                let last_used = key
+                    .last_used_at
+                    .map_or_else(|| "never".to_owned(), clock::rfc3339);
+                let scopes = key.scopes.to_stored();
+                println!(
+                    "{}\t{state}\t{}\t{scopes}\tlast used: {last_used}",
+                    key.id, key.name
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            let caller = Caller::operator(app.api_key_account(&id).context("no such API key")?);
+            app.revoke_api_key(&caller, &id)
+                .await
+                .with_context(|| format!("API key {id} is not live (already revoked?)"))?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// `--expires`: RFC 3339, or a duration from now in days (`30d`) or hours (`12h`).
+fn parse_expiry(text: &str, now: Millis) -> anyhow::Result<Millis> {
+    let relative = |digits: &str, unit: Millis| -> anyhow::Result<Millis> {
+        let n: Millis = digits.parse().context("expected a number")?;
+        Ok(now.saturating_add(n.saturating_mul(unit)))
+    };
+    let at = if let Some(days) = text.strip_suffix('d') {
+        relative(days, 86_400_000)?
+    } else if let Some(hours) = text.strip_suffix('h') {
+        relative(hours, 3_600_000)?
+    } else {
+        clock::parse_rfc3339(text).context("--expires takes RFC 3339, `30d` or `12h`")?
+    };
+    if at <= now {
+        bail!("--expires must be in the future");
+    }
+    Ok(at)
+}

@@ -1,0 +1,3 @@
+//! The dispatcher and the queue state machine, driven by hand on a manual clock.
+
+use super::*;

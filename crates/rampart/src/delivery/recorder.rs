@@ -1,0 +1,161 @@
+//! The recorder: what connectors report (accepted, refused, link dropped, receipts, inbound
+//! messages) is written to the store in batches, one store job per batch.
+
+use tokio::sync::mpsc;
+
+use super::connector::ConnectorEvent;
+use super::{DeliveryDeps, DeliveryError, backoff};
+use crate::clock::Millis;
+use crate::config;
+use crate::data::sealing::{Field, Sealer};
+use crate::messaging::PhoneNumber;
+use crate::messaging::phone::mask;
+use crate::store::inbound::InboundRecord;
+use crate::store::{StoreError, Tx};
+
+/// Most events recorded in one store job.
+const EVENT_BATCH: usize = 1024;
+
+/// Records events until every connector has dropped its sender.
+pub async fn run(deps: DeliveryDeps, mut events: mpsc::Receiver<ConnectorEvent>) {
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    while events.recv_many(&mut batch, EVENT_BATCH).await > 0 {
+        let todo = std::mem::take(&mut batch);
+        let count = todo.len();
+        if let Err(e) = record(&deps, todo).await {
+            // The events are lost only from memory: the messages stay `sending`/`sent` in the
+            // store and are requeued (or their receipts re-sent) after the next start.
+            tracing::error!(error = %e, count, "cannot record delivery events");
+            metrics::counter!("rampart_delivery_errors_total").increment(1);
+        }
+    }
+}
+
+/// Records one batch of events in one store job.
+pub async fn record(deps: &DeliveryDeps, events: Vec<ConnectorEvent>) -> Result<(), DeliveryError> {
+    let (sealer, config, now) = (
+        deps.sealer.clone(),
+        deps.config.clone(),
+        deps.clock.now_ms(),
+    );
+    deps.store
+        .write_background(move |tx| apply(tx, &sealer, &config, &events, now))
+        .await
+}
+
+fn apply(
+    tx: &Tx<'_>,
+    sealer: &Sealer,
+    config: &config::Delivery,
+    events: &[ConnectorEvent],
+    now: Millis,
+) -> Result<(), DeliveryError> {
+    for event in events {
+        match event {
+            ConnectorEvent::Accepted {
+                message_id,
+                connector,
+                provider_ids,
+            } => {
+                tx.mark_sent(message_id, connector, provider_ids, now)?;
+                metrics::counter!("rampart_messages_sent_total", "connector" => connector.to_string()).increment(1);
+            }
+            ConnectorEvent::Refused { .. } => {
+                apply_refusals(tx, config, std::slice::from_ref(event), now)?;
+            }
+            ConnectorEvent::Requeue { message_id } => {
+                tx.mark_retry(
+                    message_id,
+                    now,
+                    "link_dropped",
+                    "the link dropped before the carrier answered",
+                    now,
+                )?;
+            }
+            ConnectorEvent::Receipt {
+                connector,
+                provider_id,
+                state,
+                error_code,
+            } => {
+                if let Some(state) = state.as_part_state() {
+                    tx.apply_receipt(connector, provider_id, state, error_code.as_deref(), now)?;
+                }
+            }
+            ConnectorEvent::Inbound {
+                connector,
+                from,
+                to,
+                body,
+            } => record_inbound(tx, sealer, connector, from, to, body, now)?,
+        }
+    }
+    Ok(())
+}
+
+/// Refusals: retried with backoff until attempts run out, or failed at once when permanent.
+pub fn apply_refusals(
+    tx: &Tx<'_>,
+    config: &config::Delivery,
+    events: &[ConnectorEvent],
+    now: Millis,
+) -> Result<(), StoreError> {
+    for event in events {
+        let ConnectorEvent::Refused {
+            message_id,
+            attempt,
+            code,
+            detail,
+            permanent,
+        } = event
+        else {
+            continue;
+        };
+        if *permanent || *attempt >= config.max_attempts {
+            tx.mark_failed(message_id, code, detail, now)?;
+            metrics::counter!("rampart_messages_failed_total").increment(1);
+        } else {
+            let at = now + backoff(config, *attempt);
+            tx.mark_retry(message_id, at, code, detail, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores an inbound message for the account that owns the number it was sent to, sealed;
+/// a message to a number nobody owns is only counted.
+fn record_inbound(
+    tx: &Tx<'_>,
+    sealer: &Sealer,
+    connector: &str,
+    from: &str,
+    to: &str,
+    body: &str,
+    now: Millis,
+) -> Result<(), DeliveryError> {
+    let Some(owner) = tx.number_owner(to)? else {
+        metrics::counter!("rampart_inbound_unrouted_total").increment(1);
+        tracing::warn!(connector, to = %mask(to), "inbound message to a number no account owns");
+        return Ok(());
+    };
+    let id = crate::store::new_id("inb");
+    // The same spelling as outbound recipients, so one blind index finds both.
+    let from = PhoneNumber::parse(from)
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_else(|_| from.to_owned());
+    let account = owner.account_id.as_str();
+    let row = InboundRecord {
+        from_sealed: sealer.seal(Field::InboundFrom, account, &id, from.as_bytes())?,
+        from_index: sealer.phone_index(&from),
+        body_sealed: sealer.seal(Field::InboundBody, account, &id, body.as_bytes())?,
+        id,
+        account_id: owner.account_id.clone(),
+        to_number: owner.number,
+        connector: connector.to_owned(),
+        received_at: now,
+    };
+    tx.insert_inbound(&row)?;
+    metrics::counter!("rampart_inbound_received_total", "connector" => connector.to_owned())
+        .increment(1);
+    Ok(())
+}

@@ -5,6 +5,7 @@ use rusmpp::{pdus::DeliverSm, tlvs::TlvValue};
 
 use crate::{
     Address, ReceiptState, SmppEvent,
+    codes::is_gsm7_data_coding,
     gsm7::{fill_bits_after_header, unpack_septets},
     receipt::parse_receipt_text,
     udh::{ConcatPosition, split_user_data},
@@ -38,11 +39,6 @@ pub(crate) struct InboundPart {
     pub data_coding: u8,
     pub concat: Option<ConcatPosition>,
     pub payload: Vec<u8>,
-}
-
-/// Whether a data_coding value means the GSM-7 default alphabet.
-pub(crate) fn is_gsm7(data_coding: u8) -> bool {
-    data_coding == 0x00 || data_coding & 0xf4 == 0xf0
 }
 
 /// Classifies a `deliver_sm` and extracts what it carries. Total: any field values work.
@@ -85,7 +81,7 @@ pub(crate) fn read_deliver_sm(deliver: &DeliverSm, gsm7_packed: bool) -> Deliver
         u8::from(deliver.dest_addr_npi),
         deliver.destination_addr.to_string(),
     );
-    let unpack = gsm7_packed && is_gsm7(data_coding);
+    let unpack = gsm7_packed && is_gsm7_data_coding(data_coding);
     let split = if esm_class & ESM_UDHI != 0 {
         split_user_data(&user_data)
     } else {

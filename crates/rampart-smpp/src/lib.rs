@@ -17,6 +17,7 @@
 
 mod backoff;
 mod client;
+pub mod codes;
 mod config;
 mod error;
 mod gsm7;
@@ -33,10 +34,9 @@ mod tls;
 mod udh;
 
 pub use client::{SmppClient, SmppHandle};
+pub use codes::{DATA_CODING_GSM7, DATA_CODING_UCS2};
 pub use config::{BindMode, Concatenation, SmppConfig, TlsConfig};
 pub use error::SmppError;
-pub use message::{
-    Address, DATA_CODING_GSM7, DATA_CODING_UCS2, LinkState, LinkStatus, SmppEvent, Submission,
-};
+pub use message::{Address, LinkState, LinkStatus, SmppEvent, Submission};
 pub use receipt::ReceiptState;
 pub use secrecy::SecretString;

@@ -3,12 +3,8 @@
 
 use std::time::Duration;
 
+use crate::codes::{NPI_ISDN, NPI_UNKNOWN, TON_ALPHANUMERIC, TON_INTERNATIONAL, TON_UNKNOWN};
 use crate::{ReceiptState, SmppError};
-
-/// Data coding of GSM-7 (the SMSC default alphabet).
-pub const DATA_CODING_GSM7: u8 = 0x00;
-/// Data coding of UCS-2 (UTF-16BE).
-pub const DATA_CODING_UCS2: u8 = 0x08;
 
 /// An SMPP address: type of number, numbering plan and the digits or name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,18 +45,18 @@ impl Address {
             if digits.is_empty() || digits.len() > 15 || !is_digits(digits) {
                 return invalid("an international number is + then 1 to 15 digits");
             }
-            return Ok(Self::new(1, 1, digits));
+            return Ok(Self::new(TON_INTERNATIONAL, NPI_ISDN, digits));
         }
         if is_digits(sender) {
             if sender.len() > 20 {
                 return invalid("more than 20 digits");
             }
-            return Ok(Self::new(0, 1, sender));
+            return Ok(Self::new(TON_UNKNOWN, NPI_ISDN, sender));
         }
         if sender.len() > 11 || !sender.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
             return invalid("an alphanumeric sender is 1 to 11 printable ASCII characters");
         }
-        Ok(Self::new(5, 0, sender))
+        Ok(Self::new(TON_ALPHANUMERIC, NPI_UNKNOWN, sender))
     }
 }
 
@@ -77,7 +73,8 @@ pub struct Submission {
     pub source: Address,
     /// Recipient.
     pub destination: Address,
-    /// [`DATA_CODING_GSM7`], [`DATA_CODING_UCS2`] or another SMPP data_coding value.
+    /// [`crate::DATA_CODING_GSM7`], [`crate::DATA_CODING_UCS2`] or another SMPP data_coding
+    /// value.
     pub data_coding: u8,
     /// The parts: GSM-7 as unpacked septets (one per byte, each below 0x80), UCS-2 as UTF-16BE.
     /// A single part holds at most 160 septets or 140 bytes; parts of a multipart message at

@@ -220,14 +220,6 @@ impl Encoding {
             _ => None,
         }
     }
-
-    /// SMPP `data_coding`: 0x00 (SMSC default alphabet, GSM-7) or 0x08 (UCS-2).
-    pub fn data_coding(self) -> u8 {
-        match self {
-            Self::Gsm7 => 0x00,
-            Self::Ucs2 => 0x08,
-        }
-    }
 }
 
 impl fmt::Display for Encoding {
@@ -760,12 +752,6 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", encoding.as_str()));
         }
         assert_eq!(Encoding::parse("GSM7"), None);
-    }
-
-    #[test]
-    fn data_coding_matches_smpp_values() {
-        assert_eq!(Encoding::Gsm7.data_coding(), 0x00);
-        assert_eq!(Encoding::Ucs2.data_coding(), 0x08);
     }
 
     #[test]

@@ -31,14 +31,27 @@ pub(crate) enum Delivery {
     UnusableReceipt,
 }
 
-/// One part of a mobile-originated message, header removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One part of a mobile-originated message, header removed. `Debug` masks the addresses and
+/// shows the text's length only.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct InboundPart {
     pub source: Address,
     pub destination: Address,
     pub data_coding: u8,
     pub concat: Option<ConcatPosition>,
     pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for InboundPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundPart")
+            .field("source", &self.source)
+            .field("destination", &self.destination)
+            .field("data_coding", &self.data_coding)
+            .field("concat", &self.concat)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Classifies a `deliver_sm` and extracts what it carries. Total: any field values work.

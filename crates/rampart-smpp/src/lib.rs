@@ -11,7 +11,8 @@
 //! this crate adds concatenation headers or TLVs, optional GSM-7 packing and SMPP framing.
 //! It has no HTTP or database dependency.
 //!
-//! Logging: this crate never logs a password, a phone number or a message body. The `rusmpp`
+//! Logging: this crate never logs a password, a phone number or a message body, and the `Debug`
+//! output of its types masks numbers and shows the length of texts only. The `rusmpp`
 //! and `rusmppc` crates underneath do, at `debug` level (whole PDUs, the bind password
 //! included): keep the targets `rusmpp` and `rusmppc` at `info` or quieter in production.
 
@@ -27,6 +28,7 @@ mod message;
 mod outbound;
 mod reassembly;
 mod receipt;
+mod redact;
 mod stats;
 mod submitter;
 mod supervisor;

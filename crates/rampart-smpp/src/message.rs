@@ -1,13 +1,15 @@
 //! What callers hand to the client ([`Submission`], [`Address`]) and what it hands back
 //! ([`SmppEvent`], [`LinkState`], [`LinkStatus`]).
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::codes::{NPI_ISDN, NPI_UNKNOWN, TON_ALPHANUMERIC, TON_INTERNATIONAL, TON_UNKNOWN};
-use crate::{ReceiptState, SmppError};
+use crate::{ReceiptState, SmppError, redact::mask};
 
-/// An SMPP address: type of number, numbering plan and the digits or name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// An SMPP address: type of number, numbering plan and the digits or name. `Debug` masks the
+/// digits or name.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     /// Type of number (TON): 0 unknown, 1 international, 2 national, 3 network specific,
     /// 5 alphanumeric.
@@ -64,8 +66,9 @@ fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
-/// One message to send: already encoded and split by the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message to send: already encoded and split by the caller. `Debug` masks the addresses
+/// and shows the parts' lengths only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Submission {
     /// The caller's opaque id, echoed in every event about this submission.
     pub reference: u64,
@@ -103,7 +106,9 @@ pub enum LinkState {
 /// A `Receipt` can arrive before the `Submitted` event carrying the same message id (the SMSC
 /// may send the receipt right after the `submit_sm_resp`): match them by message id in either
 /// order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` masks the addresses of an inbound message and shows the length of its text only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SmppEvent {
     /// The SMSC accepted one part and gave it this message id.
     Submitted {
@@ -161,6 +166,89 @@ pub enum SmppEvent {
     Link(LinkState),
 }
 
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Address")
+            .field("ton", &self.ton)
+            .field("npi", &self.npi)
+            .field("addr", &mask(&self.addr))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let part_lengths: Vec<usize> = self.parts.iter().map(Vec::len).collect();
+        f.debug_struct("Submission")
+            .field("reference", &self.reference)
+            .field("source", &self.source)
+            .field("destination", &self.destination)
+            .field("data_coding", &self.data_coding)
+            .field("part_lengths", &part_lengths)
+            .field("registered_delivery", &self.registered_delivery)
+            .field("validity", &self.validity)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SmppEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Submitted {
+                reference,
+                part,
+                message_id,
+            } => f
+                .debug_struct("Submitted")
+                .field("reference", reference)
+                .field("part", part)
+                .field("message_id", message_id)
+                .finish(),
+            Self::Rejected {
+                reference,
+                part,
+                status,
+                permanent,
+            } => f
+                .debug_struct("Rejected")
+                .field("reference", reference)
+                .field("part", part)
+                .field("status", status)
+                .field("permanent", permanent)
+                .finish(),
+            Self::Requeue { reference } => f
+                .debug_struct("Requeue")
+                .field("reference", reference)
+                .finish(),
+            Self::Receipt {
+                message_id,
+                state,
+                error,
+                done_at,
+            } => f
+                .debug_struct("Receipt")
+                .field("message_id", message_id)
+                .field("state", state)
+                .field("error", error)
+                .field("done_at", done_at)
+                .finish(),
+            Self::Inbound {
+                source,
+                destination,
+                data_coding,
+                payload,
+            } => f
+                .debug_struct("Inbound")
+                .field("source", source)
+                .field("destination", destination)
+                .field("data_coding", data_coding)
+                .field("payload_len", &payload.len())
+                .finish(),
+            Self::Link(state) => f.debug_tuple("Link").field(state).finish(),
+        }
+    }
+}
+
 /// A snapshot of the client, for status pages and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkStatus {
@@ -202,6 +290,57 @@ mod tests {
         assert_eq!(
             Address::from_sender("Rampart").ok(),
             Some(Address::new(5, 0, "Rampart"))
+        );
+    }
+
+    const NUMBER: &str = "447700900123";
+    const BODY: &[u8] = b"Your code is 918273";
+
+    fn assert_hidden(debug: &str) {
+        assert!(!debug.contains(NUMBER), "{debug}");
+        assert!(!debug.contains("918273"), "{debug}");
+        assert!(!debug.contains(&format!("{:?}", BODY)), "{debug}");
+    }
+
+    #[test]
+    fn debug_of_an_address_masks_the_number() {
+        let debug = format!("{:?}", Address::new(1, 1, NUMBER));
+        assert_hidden(&debug);
+        assert!(debug.contains("4477******23"), "{debug}");
+    }
+
+    #[test]
+    fn debug_of_a_submission_hides_numbers_and_text() {
+        let submission = Submission {
+            reference: 1,
+            source: Address::new(1, 1, NUMBER),
+            destination: Address::new(1, 1, NUMBER),
+            data_coding: 0,
+            parts: vec![BODY.to_vec()],
+            registered_delivery: true,
+            validity: None,
+        };
+        let debug = format!("{submission:?}");
+        assert_hidden(&debug);
+        assert!(
+            debug.contains(&format!("part_lengths: [{}]", BODY.len())),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn debug_of_an_inbound_event_hides_numbers_and_text() {
+        let event = SmppEvent::Inbound {
+            source: Address::new(1, 1, NUMBER),
+            destination: Address::new(0, 1, NUMBER),
+            data_coding: 0,
+            payload: BODY.to_vec(),
+        };
+        let debug = format!("{event:?}");
+        assert_hidden(&debug);
+        assert!(
+            debug.contains(&format!("payload_len: {}", BODY.len())),
+            "{debug}"
         );
     }
 

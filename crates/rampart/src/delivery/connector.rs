@@ -1,4 +1,4 @@
-//! The connector trait: how a message leaves Rampart (sandbox, SMPP, an HTTP upstream).
+//! The connector trait: how a message leaves Rampart (the sandbox, or SMPP to a carrier).
 //!
 //! A connector is an actor. `submit` hands it one message and returns once the connector has
 //! room (that is the back-pressure); everything that happens afterwards (accepted, refused,

@@ -18,8 +18,7 @@ pub struct Args {
     pub url: String,
 
     /// API key (`rk_...`). Prefer the environment variable so the key stays out of `ps`.
-    /// (Not a `RAMPART_` variable: the server reads those as configuration and refuses unknown
-    /// ones, so a leftover one in the shell would stop it from starting.)
+    /// (Not a `RAMPART_` variable: that prefix belongs to the server's own settings.)
     #[arg(long, env = "BENCH_API_KEY", hide_env_values = true)]
     pub key: String,
 

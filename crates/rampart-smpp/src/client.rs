@@ -26,11 +26,20 @@ use crate::{
 /// Longest single pause after a throttling refusal, however often it doubled.
 const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
-/// A submission turned into PDUs, waiting for the link.
-#[derive(Debug)]
+/// A submission turned into PDUs, waiting for the link. `Debug` leaves the PDUs out: they
+/// hold the numbers and the text.
 pub(crate) struct Job {
     pub reference: u64,
     pub pdus: Vec<SubmitSm>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("reference", &self.reference)
+            .field("pdus", &self.pdus.len())
+            .finish()
+    }
 }
 
 /// State shared by the handle, the supervisor and the submission tasks.

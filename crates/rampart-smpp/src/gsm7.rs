@@ -84,10 +84,27 @@ mod tests {
         assert_eq!(pack_septets(&[0x7f; 160], 0).len(), 140);
     }
 
+    #[test]
+    fn seven_septets_also_fill_seven_octets_and_the_spare_bits_unpack_as_padding() {
+        let packed = pack_septets(&[0x41; 7], 0);
+        assert_eq!(packed.len(), 7);
+        assert_eq!(unpack_septets(&packed, 0), vec![0x41; 7]);
+    }
+
+    #[test]
+    fn the_top_bit_of_an_input_byte_is_ignored() {
+        assert_eq!(pack_septets(&[0xC1], 0), pack_septets(&[0x41], 0));
+    }
+
     proptest! {
         #[test]
-        fn unpack_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), fill in any::<u8>()) {
-            let _ = unpack_septets(&bytes, fill);
+        fn unpack_never_panics_and_yields_only_septets(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+            fill in any::<u8>(),
+        ) {
+            let septets = unpack_septets(&bytes, fill);
+            prop_assert!(septets.len() <= bytes.len() * 8 / 7);
+            prop_assert!(septets.iter().all(|&septet| septet < 0x80));
         }
 
         #[test]

@@ -5,6 +5,7 @@ use rusmpp::{pdus::DeliverSm, tlvs::TlvValue};
 
 use crate::{
     Address, ReceiptState, SmppEvent,
+    codes::is_gsm7_data_coding,
     gsm7::{fill_bits_after_header, unpack_septets},
     receipt::parse_receipt_text,
     udh::{ConcatPosition, split_user_data},
@@ -30,8 +31,9 @@ pub(crate) enum Delivery {
     UnusableReceipt,
 }
 
-/// One part of a mobile-originated message, header removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One part of a mobile-originated message, header removed. `Debug` masks the addresses and
+/// shows the text's length only.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct InboundPart {
     pub source: Address,
     pub destination: Address,
@@ -40,9 +42,16 @@ pub(crate) struct InboundPart {
     pub payload: Vec<u8>,
 }
 
-/// Whether a data_coding value means the GSM-7 default alphabet.
-pub(crate) fn is_gsm7(data_coding: u8) -> bool {
-    data_coding == 0x00 || data_coding & 0xf4 == 0xf0
+impl std::fmt::Debug for InboundPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundPart")
+            .field("source", &self.source)
+            .field("destination", &self.destination)
+            .field("data_coding", &self.data_coding)
+            .field("concat", &self.concat)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Classifies a `deliver_sm` and extracts what it carries. Total: any field values work.
@@ -85,7 +94,7 @@ pub(crate) fn read_deliver_sm(deliver: &DeliverSm, gsm7_packed: bool) -> Deliver
         u8::from(deliver.dest_addr_npi),
         deliver.destination_addr.to_string(),
     );
-    let unpack = gsm7_packed && is_gsm7(data_coding);
+    let unpack = gsm7_packed && is_gsm7_data_coding(data_coding);
     let split = if esm_class & ESM_UDHI != 0 {
         split_user_data(&user_data)
     } else {

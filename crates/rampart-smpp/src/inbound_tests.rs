@@ -102,6 +102,17 @@ fn an_mo_part_with_sar_tlvs_is_positioned() {
 }
 
 #[test]
+fn debug_of_a_read_part_hides_the_numbers_and_text() {
+    let pdu = deliver(0x00, 0x00, b"Your code is 918273");
+    let delivery = read_deliver_sm(&pdu, false);
+    assert!(matches!(delivery, Delivery::Part(_)));
+    let debug = format!("{delivery:?}");
+    assert!(!debug.contains("447700900001"), "{debug}");
+    assert!(!debug.contains("918273"), "{debug}");
+    assert!(debug.contains("payload_len: 19"), "{debug}");
+}
+
+#[test]
 fn packed_gsm7_is_unpacked_when_configured() {
     let pdu = deliver(0x00, 0x00, &pack_septets(b"hello", 0));
     let Delivery::Part(part) = read_deliver_sm(&pdu, true) else {

@@ -11,12 +11,14 @@
 //! this crate adds concatenation headers or TLVs, optional GSM-7 packing and SMPP framing.
 //! It has no HTTP or database dependency.
 //!
-//! Logging: this crate never logs a password, a phone number or a message body. The `rusmpp`
+//! Logging: this crate never logs a password, a phone number or a message body, and the `Debug`
+//! output of its types masks numbers and shows the length of texts only. The `rusmpp`
 //! and `rusmppc` crates underneath do, at `debug` level (whole PDUs, the bind password
 //! included): keep the targets `rusmpp` and `rusmppc` at `info` or quieter in production.
 
 mod backoff;
 mod client;
+pub mod codes;
 mod config;
 mod error;
 mod gsm7;
@@ -26,6 +28,7 @@ mod message;
 mod outbound;
 mod reassembly;
 mod receipt;
+mod redact;
 mod stats;
 mod submitter;
 mod supervisor;
@@ -33,10 +36,9 @@ mod tls;
 mod udh;
 
 pub use client::{SmppClient, SmppHandle};
+pub use codes::{DATA_CODING_GSM7, DATA_CODING_UCS2};
 pub use config::{BindMode, Concatenation, SmppConfig, TlsConfig};
 pub use error::SmppError;
-pub use message::{
-    Address, DATA_CODING_GSM7, DATA_CODING_UCS2, LinkState, LinkStatus, SmppEvent, Submission,
-};
+pub use message::{Address, LinkState, LinkStatus, SmppEvent, Submission};
 pub use receipt::ReceiptState;
 pub use secrecy::SecretString;

@@ -1,17 +1,15 @@
 //! What callers hand to the client ([`Submission`], [`Address`]) and what it hands back
 //! ([`SmppEvent`], [`LinkState`], [`LinkStatus`]).
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::{ReceiptState, SmppError};
+use crate::codes::{NPI_ISDN, NPI_UNKNOWN, TON_ALPHANUMERIC, TON_INTERNATIONAL, TON_UNKNOWN};
+use crate::{ReceiptState, SmppError, redact::mask};
 
-/// Data coding of GSM-7 (the SMSC default alphabet).
-pub const DATA_CODING_GSM7: u8 = 0x00;
-/// Data coding of UCS-2 (UTF-16BE).
-pub const DATA_CODING_UCS2: u8 = 0x08;
-
-/// An SMPP address: type of number, numbering plan and the digits or name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// An SMPP address: type of number, numbering plan and the digits or name. `Debug` masks the
+/// digits or name.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     /// Type of number (TON): 0 unknown, 1 international, 2 national, 3 network specific,
     /// 5 alphanumeric.
@@ -49,18 +47,18 @@ impl Address {
             if digits.is_empty() || digits.len() > 15 || !is_digits(digits) {
                 return invalid("an international number is + then 1 to 15 digits");
             }
-            return Ok(Self::new(1, 1, digits));
+            return Ok(Self::new(TON_INTERNATIONAL, NPI_ISDN, digits));
         }
         if is_digits(sender) {
             if sender.len() > 20 {
                 return invalid("more than 20 digits");
             }
-            return Ok(Self::new(0, 1, sender));
+            return Ok(Self::new(TON_UNKNOWN, NPI_ISDN, sender));
         }
         if sender.len() > 11 || !sender.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
             return invalid("an alphanumeric sender is 1 to 11 printable ASCII characters");
         }
-        Ok(Self::new(5, 0, sender))
+        Ok(Self::new(TON_ALPHANUMERIC, NPI_UNKNOWN, sender))
     }
 }
 
@@ -68,8 +66,9 @@ fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
-/// One message to send: already encoded and split by the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message to send: already encoded and split by the caller. `Debug` masks the addresses
+/// and shows the parts' lengths only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Submission {
     /// The caller's opaque id, echoed in every event about this submission.
     pub reference: u64,
@@ -77,7 +76,8 @@ pub struct Submission {
     pub source: Address,
     /// Recipient.
     pub destination: Address,
-    /// [`DATA_CODING_GSM7`], [`DATA_CODING_UCS2`] or another SMPP data_coding value.
+    /// [`crate::DATA_CODING_GSM7`], [`crate::DATA_CODING_UCS2`] or another SMPP data_coding
+    /// value.
     pub data_coding: u8,
     /// The parts: GSM-7 as unpacked septets (one per byte, each below 0x80), UCS-2 as UTF-16BE.
     /// A single part holds at most 160 septets or 140 bytes; parts of a multipart message at
@@ -106,7 +106,9 @@ pub enum LinkState {
 /// A `Receipt` can arrive before the `Submitted` event carrying the same message id (the SMSC
 /// may send the receipt right after the `submit_sm_resp`): match them by message id in either
 /// order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` masks the addresses of an inbound message and shows the length of its text only.
+#[derive(Clone, PartialEq, Eq)]
 pub enum SmppEvent {
     /// The SMSC accepted one part and gave it this message id.
     Submitted {
@@ -164,6 +166,89 @@ pub enum SmppEvent {
     Link(LinkState),
 }
 
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Address")
+            .field("ton", &self.ton)
+            .field("npi", &self.npi)
+            .field("addr", &mask(&self.addr))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let part_lengths: Vec<usize> = self.parts.iter().map(Vec::len).collect();
+        f.debug_struct("Submission")
+            .field("reference", &self.reference)
+            .field("source", &self.source)
+            .field("destination", &self.destination)
+            .field("data_coding", &self.data_coding)
+            .field("part_lengths", &part_lengths)
+            .field("registered_delivery", &self.registered_delivery)
+            .field("validity", &self.validity)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SmppEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Submitted {
+                reference,
+                part,
+                message_id,
+            } => f
+                .debug_struct("Submitted")
+                .field("reference", reference)
+                .field("part", part)
+                .field("message_id", message_id)
+                .finish(),
+            Self::Rejected {
+                reference,
+                part,
+                status,
+                permanent,
+            } => f
+                .debug_struct("Rejected")
+                .field("reference", reference)
+                .field("part", part)
+                .field("status", status)
+                .field("permanent", permanent)
+                .finish(),
+            Self::Requeue { reference } => f
+                .debug_struct("Requeue")
+                .field("reference", reference)
+                .finish(),
+            Self::Receipt {
+                message_id,
+                state,
+                error,
+                done_at,
+            } => f
+                .debug_struct("Receipt")
+                .field("message_id", message_id)
+                .field("state", state)
+                .field("error", error)
+                .field("done_at", done_at)
+                .finish(),
+            Self::Inbound {
+                source,
+                destination,
+                data_coding,
+                payload,
+            } => f
+                .debug_struct("Inbound")
+                .field("source", source)
+                .field("destination", destination)
+                .field("data_coding", data_coding)
+                .field("payload_len", &payload.len())
+                .finish(),
+            Self::Link(state) => f.debug_tuple("Link").field(state).finish(),
+        }
+    }
+}
+
 /// A snapshot of the client, for status pages and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkStatus {
@@ -205,6 +290,57 @@ mod tests {
         assert_eq!(
             Address::from_sender("Rampart").ok(),
             Some(Address::new(5, 0, "Rampart"))
+        );
+    }
+
+    const NUMBER: &str = "447700900123";
+    const BODY: &[u8] = b"Your code is 918273";
+
+    fn assert_hidden(debug: &str) {
+        assert!(!debug.contains(NUMBER), "{debug}");
+        assert!(!debug.contains("918273"), "{debug}");
+        assert!(!debug.contains(&format!("{:?}", BODY)), "{debug}");
+    }
+
+    #[test]
+    fn debug_of_an_address_masks_the_number() {
+        let debug = format!("{:?}", Address::new(1, 1, NUMBER));
+        assert_hidden(&debug);
+        assert!(debug.contains("4477******23"), "{debug}");
+    }
+
+    #[test]
+    fn debug_of_a_submission_hides_numbers_and_text() {
+        let submission = Submission {
+            reference: 1,
+            source: Address::new(1, 1, NUMBER),
+            destination: Address::new(1, 1, NUMBER),
+            data_coding: 0,
+            parts: vec![BODY.to_vec()],
+            registered_delivery: true,
+            validity: None,
+        };
+        let debug = format!("{submission:?}");
+        assert_hidden(&debug);
+        assert!(
+            debug.contains(&format!("part_lengths: [{}]", BODY.len())),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn debug_of_an_inbound_event_hides_numbers_and_text() {
+        let event = SmppEvent::Inbound {
+            source: Address::new(1, 1, NUMBER),
+            destination: Address::new(0, 1, NUMBER),
+            data_coding: 0,
+            payload: BODY.to_vec(),
+        };
+        let debug = format!("{event:?}");
+        assert_hidden(&debug);
+        assert!(
+            debug.contains(&format!("payload_len: {}", BODY.len())),
+            "{debug}"
         );
     }
 

@@ -151,3 +151,13 @@ fn resubmission_reuses_the_concatenation_reference() {
     assert_eq!(concat_reference(42), concat_reference(42));
     assert_ne!(concat_reference(42), concat_reference(43));
 }
+
+#[test]
+fn debug_of_a_queued_job_leaves_the_pdus_out() {
+    let pdus = build_submit_sms(&submission(vec![b"code 918273".to_vec()]), UNPACKED_UDH).unwrap();
+    let job = crate::client::Job { reference: 7, pdus };
+    let debug = format!("{job:?}");
+    assert!(!debug.contains("447700900123"), "{debug}");
+    assert!(!debug.contains("918273"), "{debug}");
+    assert_eq!(debug, "Job { reference: 7, pdus: 1 }");
+}

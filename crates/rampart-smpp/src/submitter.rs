@@ -10,12 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::{
     SmppEvent,
     client::{Job, Shared},
+    codes::{ESME_RMSGQFUL, ESME_RTHROTTLED},
 };
-
-/// ESME_RMSGQFUL: the SMSC's queue is full.
-pub(crate) const STATUS_MESSAGE_QUEUE_FULL: u32 = 0x14;
-/// ESME_RTHROTTLED: we exceeded the SMSC's rate.
-pub(crate) const STATUS_THROTTLED: u32 = 0x58;
 
 /// What became of one part.
 enum PartOutcome {
@@ -92,7 +88,7 @@ async fn send_part(shared: &Shared, client: &Client, pdu: SubmitSm) -> PartOutco
         };
         shared.stats.answered(false, now);
         let status = u32::from(response.status());
-        let transient = matches!(status, STATUS_THROTTLED | STATUS_MESSAGE_QUEUE_FULL);
+        let transient = matches!(status, ESME_RTHROTTLED | ESME_RMSGQFUL);
         if !transient || retries >= shared.config.max_throttle_retries {
             return PartOutcome::Refused {
                 status,

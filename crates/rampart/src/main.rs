@@ -60,9 +60,8 @@ enum Command {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-        // rusmpp and rusmppc log whole PDUs, bind passwords included, at debug level.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rusmpp=warn,rusmppc=warn"));
+    let spec = std::env::var("RAMPART_LOG").ok();
+    let filter = rampart::monitor::logging::log_filter(spec.as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

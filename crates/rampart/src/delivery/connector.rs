@@ -1,4 +1,4 @@
-//! The connector trait: how a message leaves Rampart (sandbox, SMPP, an HTTP upstream).
+//! The connector trait: how a message leaves Rampart (the sandbox, or SMPP to a carrier).
 //!
 //! A connector is an actor. `submit` hands it one message and returns once the connector has
 //! room (that is the back-pressure); everything that happens afterwards (accepted, refused,
@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::clock::Millis;
 use crate::messaging::Encoding;
+use crate::messaging::phone::mask;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -35,7 +36,7 @@ impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
             .field("message_id", &self.message_id)
-            .field("to", &crate::messaging::phone::mask(&self.to))
+            .field("to", &mask(&self.to))
             .field("segments", &self.segments)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
@@ -64,8 +65,9 @@ impl ReceiptState {
     }
 }
 
-/// Everything a connector reports.
-#[derive(Debug, Clone)]
+/// Everything a connector reports. `Debug` masks the numbers of an inbound message and shows
+/// the length of its text only.
+#[derive(Clone)]
 pub enum ConnectorEvent {
     /// The carrier took the message; one id per segment, for matching receipts.
     Accepted {
@@ -97,6 +99,65 @@ pub enum ConnectorEvent {
         to: String,
         body: String,
     },
+}
+
+impl std::fmt::Debug for ConnectorEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Accepted {
+                message_id,
+                connector,
+                provider_ids,
+            } => f
+                .debug_struct("Accepted")
+                .field("message_id", message_id)
+                .field("connector", connector)
+                .field("provider_ids", provider_ids)
+                .finish(),
+            Self::Refused {
+                message_id,
+                attempt,
+                code,
+                detail,
+                permanent,
+            } => f
+                .debug_struct("Refused")
+                .field("message_id", message_id)
+                .field("attempt", attempt)
+                .field("code", code)
+                .field("detail", detail)
+                .field("permanent", permanent)
+                .finish(),
+            Self::Requeue { message_id } => f
+                .debug_struct("Requeue")
+                .field("message_id", message_id)
+                .finish(),
+            Self::Receipt {
+                connector,
+                provider_id,
+                state,
+                error_code,
+            } => f
+                .debug_struct("Receipt")
+                .field("connector", connector)
+                .field("provider_id", provider_id)
+                .field("state", state)
+                .field("error_code", error_code)
+                .finish(),
+            Self::Inbound {
+                connector,
+                from,
+                to,
+                body,
+            } => f
+                .debug_struct("Inbound")
+                .field("connector", connector)
+                .field("from", &mask(from))
+                .field("to", &mask(to))
+                .field("body_chars", &body.chars().count())
+                .finish(),
+        }
+    }
 }
 
 /// The connector cannot take messages (shut down, or its link is down for good).
@@ -135,4 +196,25 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Stops taking messages, finishes what is in flight, and closes the link.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_an_inbound_event_masks_the_numbers_and_hides_the_text() {
+        let event = ConnectorEvent::Inbound {
+            connector: Arc::from("smsc-1"),
+            from: "+447700900123".into(),
+            to: "+447700900456".into(),
+            body: "Your code is 918273".into(),
+        };
+        let debug = format!("{event:?}");
+        for secret in ["+447700900123", "+447700900456", "918273"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("+4477******23"), "{debug}");
+        assert!(debug.contains("body_chars: 19"), "{debug}");
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart_smpp::{
-    Address, LinkState, SmppClient, SmppConfig, SmppError, SmppEvent, SmppHandle, Submission,
+    Address, LinkState, SmppClient, SmppConfig, SmppError, SmppEvent, SmppHandle, Submission, codes,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -24,7 +24,7 @@ use super::connector::{
 };
 use super::smpp_config::SmppSetupError;
 use crate::clock::SharedClock;
-use crate::messaging::encoding;
+use crate::messaging::{Encoding, encoding};
 
 /// SMPP events waiting to be translated before the SMPP client is slowed down.
 const SMPP_EVENT_QUEUE: usize = 1024;
@@ -191,6 +191,14 @@ impl SmppConnector {
     }
 }
 
+/// SMPP `data_coding` of the alphabet a body was encoded in.
+fn data_coding(encoding: Encoding) -> u8 {
+    match encoding {
+        Encoding::Gsm7 => codes::DATA_CODING_GSM7,
+        Encoding::Ucs2 => codes::DATA_CODING_UCS2,
+    }
+}
+
 /// The submission for a message (its reference filled in by the caller).
 pub fn submission_for(
     message: &Outbound,
@@ -206,7 +214,7 @@ pub fn submission_for(
         reference,
         source: Address::from_sender(&message.from)?,
         destination: Address::from_sender(&message.to)?,
-        data_coding: encoded.encoding.data_coding(),
+        data_coding: data_coding(encoded.encoding),
         parts,
         registered_delivery: true,
         // The SMSC keeps trying until the message's own deadline, and no longer.
@@ -337,7 +345,7 @@ fn translate_one(
                 detail: format!(
                     "the SMSC refused part {} with command_status {status:#010x} ({})",
                     part + 1,
-                    status_name(status)
+                    codes::command_status_name(status)
                 ),
                 permanent,
             })
@@ -411,7 +419,7 @@ pub fn receipt_state(
 /// An address as text: international numbers with their `+`, anything else as sent.
 pub fn address_text(address: &Address) -> String {
     let digits = !address.addr.is_empty() && address.addr.bytes().all(|b| b.is_ascii_digit());
-    if address.ton == 1 && digits {
+    if address.ton == codes::TON_INTERNATIONAL && digits {
         format!("+{}", address.addr)
     } else {
         address.addr.clone()
@@ -422,31 +430,9 @@ pub fn address_text(address: &Address) -> String {
 /// class), UCS-2, and anything else as Latin-1, which every byte decodes under.
 pub fn decode_payload(data_coding: u8, payload: &[u8]) -> String {
     match data_coding {
-        0x00 | 0xF0..=0xF3 => encoding::decode_gsm7_unpacked(payload),
-        0x08 => encoding::decode_ucs2(payload),
+        codes::DATA_CODING_UCS2 => encoding::decode_ucs2(payload),
+        gsm7 if codes::is_gsm7_data_coding(gsm7) => encoding::decode_gsm7_unpacked(payload),
         _ => payload.iter().map(|&b| char::from(b)).collect(),
-    }
-}
-
-/// Names of the command statuses carriers commonly refuse with, for error details.
-fn status_name(status: u32) -> &'static str {
-    match status {
-        0x01 => "ESME_RINVMSGLEN: invalid message length",
-        0x08 => "ESME_RSYSERR: system error",
-        0x0A => "ESME_RINVSRCADR: invalid source address",
-        0x0B => "ESME_RINVDSTADR: invalid destination address",
-        0x14 => "ESME_RMSGQFUL: message queue full",
-        0x45 => "ESME_RSUBMITFAIL: submit failed",
-        0x48 => "ESME_RINVSRCTON: invalid source TON",
-        0x49 => "ESME_RINVSRCNPI: invalid source NPI",
-        0x50 => "ESME_RINVDSTTON: invalid destination TON",
-        0x51 => "ESME_RINVDSTNPI: invalid destination NPI",
-        0x58 => "ESME_RTHROTTLED: throttled",
-        0x62 => "ESME_RINVEXPIRY: invalid validity period",
-        0x64 => "ESME_RX_T_APPN: temporary application error",
-        0x65 => "ESME_RX_P_APPN: permanent application error",
-        0x66 => "ESME_RX_R_APPN: application rejected the message",
-        _ => "see the carrier's status table",
     }
 }
 

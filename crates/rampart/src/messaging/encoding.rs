@@ -220,14 +220,6 @@ impl Encoding {
             _ => None,
         }
     }
-
-    /// SMPP `data_coding`: 0x00 (SMSC default alphabet, GSM-7) or 0x08 (UCS-2).
-    pub fn data_coding(self) -> u8 {
-        match self {
-            Self::Gsm7 => 0x00,
-            Self::Ucs2 => 0x08,
-        }
-    }
 }
 
 impl fmt::Display for Encoding {
@@ -396,47 +388,6 @@ fn split(
         parts.push(current);
     }
     parts
-}
-
-/// Packs unpacked septets 8-into-7, least significant bit first (3GPP TS 23.038 §6.1.2.1), for
-/// SMSCs configured for packed GSM-7. Packing starts at bit 0: callers that prepend a UDH must
-/// add their own fill bits. The high bit of each input byte is ignored.
-#[must_use]
-pub fn pack_septets(septets: &[u8]) -> Vec<u8> {
-    let mut packed = vec![0u8; (septets.len() * 7).div_ceil(8)];
-    for (i, &septet) in septets.iter().enumerate() {
-        let septet = u16::from(septet & 0x7F);
-        let bit = i * 7;
-        let shift = bit % 8;
-        let spread = septet << shift;
-        // A septet touches at most two bytes; `get_mut` keeps this panic-free even though the
-        // buffer length above already guarantees both exist when needed.
-        if let Some(byte) = packed.get_mut(bit / 8) {
-            *byte |= spread.to_le_bytes()[0];
-        }
-        if shift > 1
-            && let Some(byte) = packed.get_mut(bit / 8 + 1)
-        {
-            *byte |= spread.to_le_bytes()[1];
-        }
-    }
-    packed
-}
-
-/// Inverse of [`pack_septets`] given the septet count (needed because 7 and 8 septets both pack
-/// into 7 bytes). A count larger than `packed` can hold is clamped to what it holds.
-#[must_use]
-pub fn unpack_septets(packed: &[u8], septet_count: usize) -> Vec<u8> {
-    let count = septet_count.min(packed.len() * 8 / 7);
-    (0..count)
-        .map(|i| {
-            let bit = i * 7;
-            let low = packed.get(bit / 8).copied().unwrap_or(0);
-            let high = packed.get(bit / 8 + 1).copied().unwrap_or(0);
-            let window = u16::from_le_bytes([low, high]);
-            ((window >> (bit % 8)) & 0x7F) as u8
-        })
-        .collect()
 }
 
 /// Decodes unpacked GSM-7 septets from an inbound (MO) message. Never panics. Per 3GPP TS
@@ -763,36 +714,6 @@ mod tests {
     }
 
     #[test]
-    fn data_coding_matches_smpp_values() {
-        assert_eq!(Encoding::Gsm7.data_coding(), 0x00);
-        assert_eq!(Encoding::Ucs2.data_coding(), 0x08);
-    }
-
-    #[test]
-    fn pack_septets_matches_spec_example() {
-        let septets = encode("hellohello").parts.remove(0);
-        let packed = pack_septets(&septets);
-        assert_eq!(
-            packed,
-            vec![0xE8, 0x32, 0x9B, 0xFD, 0x46, 0x97, 0xD9, 0xEC, 0x37]
-        );
-        assert_eq!(unpack_septets(&packed, 10), septets);
-    }
-
-    #[test]
-    fn seven_and_eight_septets_pack_into_seven_bytes() {
-        assert_eq!(pack_septets(&[0x41; 7]).len(), 7);
-        assert_eq!(pack_septets(&[0x41; 8]).len(), 7);
-        assert_eq!(unpack_septets(&pack_septets(&[0x41; 7]), 7), vec![0x41; 7]);
-    }
-
-    #[test]
-    fn unpack_count_beyond_data_is_clamped() {
-        assert_eq!(unpack_septets(&[0xFF; 7], 100).len(), 8);
-        assert!(unpack_septets(&[], 5).is_empty());
-    }
-
-    #[test]
     fn lone_trailing_escape_decodes_as_space() {
         assert_eq!(decode_gsm7_unpacked(&[0x41, 0x1B]), "A ");
     }
@@ -930,24 +851,13 @@ mod tests {
         }
 
         #[test]
-        fn pack_then_unpack_round_trips(septets in prop::collection::vec(0u8..0x80, 0..400)) {
-            let packed = pack_septets(&septets);
-            prop_assert_eq!(packed.len(), (septets.len() * 7).div_ceil(8));
-            prop_assert_eq!(unpack_septets(&packed, septets.len()), septets);
-        }
-
-        #[test]
         fn decoders_never_panic_on_arbitrary_bytes(
             bytes in prop::collection::vec(any::<u8>(), 0..400),
-            count in 0usize..1000,
         ) {
             let gsm = decode_gsm7_unpacked(&bytes);
             prop_assert!(gsm.chars().count() <= bytes.len());
             let ucs2 = decode_ucs2(&bytes);
             prop_assert!(ucs2.encode_utf16().count() <= bytes.len().div_ceil(2));
-            let unpacked = unpack_septets(&bytes, count);
-            prop_assert!(unpacked.len() <= count);
-            prop_assert!(unpacked.iter().all(|&septet| septet < 0x80));
         }
     }
 }

@@ -1,4 +1,6 @@
-//! Monitoring: the Prometheus recorder behind `/metrics`.
+//! Monitoring: the Prometheus recorder behind `/metrics`, and the log filter.
+
+pub mod logging;
 
 use std::sync::OnceLock;
 

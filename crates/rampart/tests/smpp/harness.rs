@@ -37,15 +37,28 @@ pub const FAST_SMPP_OPTIONS: &[&str] = &[
     "throttle_backoff_ms=100",
 ];
 
-/// Returns early from a test (with a message) when `node` is not installed.
+/// When `node` is not installed: fails the test in CI (`CI=true`), where a skip would let the
+/// suite pass without running; elsewhere returns early from it with a loud message.
 #[macro_export]
 macro_rules! require_node {
     () => {
         if !$crate::harness::node_available() {
-            eprintln!("SKIPPED: `node` is not installed; the SMPP tests need it");
+            if $crate::harness::in_ci() {
+                panic!("`node` is not installed, and CI=true: the SMPP tests need it");
+            }
+            eprintln!(
+                "\n{banner}\nSKIPPED: `node` is not installed; the SMPP tests need it.\n\
+                 This test did not run. Install node, then `npm ci --prefix crates/rampart-smpp/tests/smsc`.\n{banner}\n",
+                banner = "!".repeat(78)
+            );
             return;
         }
     };
+}
+
+/// Whether the tests run in CI, where every test must really run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true"))
 }
 
 pub fn node_available() -> bool {

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use rampart::app::routing::NewSmppConnector;
 use rampart::app::{Actor, App, AppError};
 use rampart::delivery::fleet::SANDBOX;
-use rampart::store::routing::RouteRecord;
+use rampart::delivery::router::Route;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -163,7 +163,7 @@ pub async fn run_route(app: &App, command: RouteCommand) -> anyhow::Result<()> {
             connector,
             priority,
         } => {
-            let route = RouteRecord {
+            let route = Route {
                 prefix,
                 connector,
                 priority,

@@ -6,6 +6,9 @@
 //!
 //! Test code counts too: a `#[cfg(test)]` module obeys the rule of the module it sits in.
 
+// A test reports failure by panicking; helpers outside `#[test]` functions do the same.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,9 @@
 //! message, inbound message, key and connector in it reads back as recorded in
 //! `expected.json`. New writes then sit beside the old rows.
 
+// A test reports failure by panicking; helpers outside `#[test]` functions do the same.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use rampart::app::messages::{MessageQuery, SendOutcome, SendRequest};

@@ -10,6 +10,7 @@ use super::audit::{Action, Actor, AuditEvent};
 use super::{App, AppError};
 use crate::data::sealing::Field;
 use crate::delivery::fleet::SANDBOX;
+use crate::delivery::router::Route;
 use crate::delivery::smpp_config::{self, SmppOptions};
 use crate::messaging::PhoneNumber;
 use crate::store::routing::{ConnectorRecord, NumberRecord, RouteRecord};
@@ -147,7 +148,7 @@ impl App {
 
     /// Sends destinations starting with `prefix` through `connector` (lower priority first);
     /// an existing route of that prefix and connector gets the new priority.
-    pub async fn set_route(&self, actor: &Actor, route: RouteRecord) -> Result<(), AppError> {
+    pub async fn set_route(&self, actor: &Actor, route: Route) -> Result<(), AppError> {
         let digits = route.prefix.strip_prefix('+');
         let valid = route.prefix.is_empty()
             || digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
@@ -167,9 +168,14 @@ impl App {
         let now = self.clock.now_ms();
         let target = format!("{}->{}", route.prefix, route.connector);
         let audit = AuditEvent::instance(actor, Action::RouteSet, target, now);
+        let record = RouteRecord {
+            prefix: route.prefix,
+            connector: route.connector,
+            priority: route.priority,
+        };
         self.store
             .write(move |tx| {
-                tx.upsert_route(&route, now)?;
+                tx.upsert_route(&record, now)?;
                 audit.record(tx)
             })
             .await?;
@@ -177,8 +183,9 @@ impl App {
     }
 
     /// The stored routes.
-    pub fn list_routes(&self) -> Result<Vec<RouteRecord>, AppError> {
-        Ok(self.store.read(|tx| tx.list_routes())?)
+    pub fn list_routes(&self) -> Result<Vec<Route>, AppError> {
+        let routes = self.store.read(|tx| tx.list_routes())?;
+        Ok(routes.into_iter().map(Route::from).collect())
     }
 
     /// Removes a route.

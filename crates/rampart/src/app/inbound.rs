@@ -1,6 +1,8 @@
 //! Use cases of inbound messages: read and list what handsets sent to the account's numbers,
 //! and list those numbers.
 
+use std::fmt;
+
 use super::audit::Caller;
 use super::messages::{Page, page_size};
 use super::{App, AppError};
@@ -8,11 +10,12 @@ use crate::clock::Millis;
 use crate::data::sealing::Field;
 use crate::identity::Scope;
 use crate::messaging::PhoneNumber;
+use crate::messaging::phone::mask;
 use crate::store::inbound::{InboundFilter, InboundRecord};
 use crate::store::routing::NumberRecord;
 
 /// An inbound message, opened for its owner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InboundMessage {
     pub id: String,
     /// The sender: E.164 when the carrier gave an international number.
@@ -26,12 +29,35 @@ pub struct InboundMessage {
 }
 
 /// Filters for listing inbound messages, as the caller wrote them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct InboundQuery {
     pub from: Option<String>,
     pub to: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+}
+
+// Debug never shows a full phone number or a message text: these values reach logs.
+
+impl fmt::Debug for InboundMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundMessage")
+            .field("id", &self.id)
+            .field("from", &mask(&self.from))
+            .field("to", &mask(&self.to))
+            .field("body_chars", &self.body.chars().count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for InboundQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundQuery")
+            .field("from", &self.from.as_deref().map(mask))
+            .field("to", &self.to.as_deref().map(mask))
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {

@@ -2,6 +2,7 @@
 //! list and cancel. A send is accepted only once its messages are committed to disk.
 
 use std::collections::HashSet;
+use std::fmt;
 
 use sha2::{Digest, Sha256};
 
@@ -10,6 +11,7 @@ use super::{App, AppError};
 use crate::clock::{self, Millis};
 use crate::data::sealing::Field;
 use crate::identity::Scope;
+use crate::messaging::phone::mask;
 use crate::messaging::{Encoding, MessageBody, MessageStatus, PhoneNumber, SenderId};
 use crate::policy::{AccountSnapshot, Decision, Outgoing};
 use crate::store::messages::{Insertion, ListFilter, MessageRecord, NewMessage};
@@ -24,7 +26,7 @@ pub const PAGE_SIZES: std::ops::RangeInclusive<usize> = 1..=200;
 const DEFAULT_PAGE_SIZE: usize = 50;
 
 /// A send request as the caller wrote it; the use case parses every field.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct SendRequest {
     pub to: Vec<String>,
     /// Whether `to` was given as a list (errors then name `to[i]`).
@@ -65,7 +67,7 @@ impl Idempotency {
 }
 
 /// One accepted message.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AcceptedMessage {
     pub id: String,
     pub to: String,
@@ -84,7 +86,7 @@ pub enum SendOutcome {
 }
 
 /// A message, opened for its owner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Message {
     pub id: String,
     pub to: String,
@@ -106,7 +108,7 @@ pub struct Message {
 }
 
 /// Filters for listing messages, as the caller wrote them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MessageQuery {
     pub status: Option<String>,
     pub to: Option<String>,
@@ -151,6 +153,52 @@ pub(crate) fn page_size(limit: Option<usize>) -> Result<usize, AppError> {
             "`limit` must be 1 to 200",
             "limit",
         ))
+    }
+}
+
+// Debug never shows a full phone number or a message text: these values reach logs.
+
+impl fmt::Debug for SendRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let to: Vec<String> = self.to.iter().map(|n| mask(n)).collect();
+        f.debug_struct("SendRequest")
+            .field("to", &to)
+            .field("from", &self.from)
+            .field("body_chars", &self.body.chars().count())
+            .field("send_at", &self.send_at)
+            .field("client_ref", &self.client_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for AcceptedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcceptedMessage")
+            .field("id", &self.id)
+            .field("to", &mask(&self.to))
+            .field("segments", &self.segments)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id)
+            .field("to", &mask(&self.to))
+            .field("status", &self.status)
+            .field("body_chars", &self.body.chars().count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for MessageQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageQuery")
+            .field("status", &self.status)
+            .field("to", &self.to.as_deref().map(mask))
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -539,4 +587,49 @@ fn parse_recipients(list: &[String], many: bool, max: usize) -> Result<Vec<Phone
         numbers.push(number);
     }
     Ok(numbers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_requests_and_messages_shows_no_number_or_text() {
+        let request = SendRequest {
+            to: vec!["+447700900123".into()],
+            body: "secret code 845512".into(),
+            ..SendRequest::default()
+        };
+        let message = Message {
+            id: "msg_1".into(),
+            to: "+447700900123".into(),
+            from: "Bank".into(),
+            body: "secret code 845512".into(),
+            status: MessageStatus::Queued,
+            encoding: Encoding::Gsm7,
+            segments: 1,
+            attempts: 0,
+            client_ref: None,
+            error_code: None,
+            error_detail: None,
+            created_at: 0,
+            updated_at: 0,
+            send_at: None,
+            valid_until: None,
+            sent_at: None,
+            completed_at: None,
+        };
+        for shown in [format!("{request:?}"), format!("{message:?}")] {
+            assert!(!shown.contains("+447700900123"), "{shown}");
+            assert!(!shown.contains("845512"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_must_be_visible_ascii_of_at_most_255_characters() {
+        assert!(Idempotency::new("order-1234", b"{}").is_ok());
+        for bad in ["", "   ", &"k".repeat(256), "caf\u{e9}", "a\u{7}b"] {
+            assert!(Idempotency::new(bad, b"{}").is_err(), "{bad:?}");
+        }
+    }
 }

@@ -57,3 +57,48 @@ pub async fn enforce(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::{Extension, middleware};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app() -> Router {
+        let slow = |begin: bool| {
+            move |Extension(committing): Extension<Committing>| async move {
+                if begin {
+                    committing.begin();
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                StatusCode::ACCEPTED
+            }
+        };
+        Router::new()
+            .route("/committing", get(slow(true)))
+            .route("/waiting", get(slow(false)))
+            .layer(middleware::from_fn_with_state(
+                Duration::from_secs(1),
+                enforce,
+            ))
+    }
+
+    async fn status(path: &str) -> StatusCode {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        app().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_its_deadline_is_answered_408() {
+        assert_eq!(status("/waiting").await, StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_began_committing_answers_with_the_commit_not_408() {
+        assert_eq!(status("/committing").await, StatusCode::ACCEPTED);
+    }
+}

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod system;
+pub mod whole_number;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -488,3 +488,25 @@ async fn the_live_server_refuses_just_past_each_documented_bound() {
         .await;
     reply.assert_problem(422, "invalid_scope");
 }
+
+#[tokio::test]
+async fn a_whole_number_written_with_a_fraction_part_is_taken_where_the_schema_says_integer() {
+    // JSON Schema's `integer` includes 3600.0, and some JSON libraries write whole floats so.
+    let app = spawn_app();
+    let reply = app
+        .post_json(
+            "/v1/messages",
+            &app.key,
+            &json!({"to": NORMAL_NUMBER, "from": "Rampart", "body": "hi", "validity_period": 3600.0}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let reply = app
+        .post_json(
+            "/v1/messages",
+            &app.key,
+            &json!({"to": NORMAL_NUMBER, "from": "Rampart", "body": "hi", "validity_period": 3600.5}),
+        )
+        .await;
+    reply.assert_problem(422, "invalid_field");
+}

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{ApiJson, Auth};
+use super::openapi::{
+    self, BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::app::api_keys::NewApiKey;
 use crate::clock;
 use crate::identity::api_keys::StoredApiKey;
@@ -18,11 +22,19 @@ use crate::identity::api_keys::StoredApiKey;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    #[schema(example = "billing service")]
+    /// 1 to 100 characters, not blank (leading and trailing white space is dropped).
+    #[schema(
+        example = "billing service",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub name: String,
     /// Scope names, e.g. `["messages:send"]`.
+    #[schema(schema_with = openapi::requested_scopes)]
     pub scopes: Vec<String>,
-    /// RFC 3339; the key stops working at this time.
+    /// RFC 3339, in the future; the key stops working at this time.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -31,13 +43,19 @@ pub struct CreateApiKey {
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = openapi::scope_names)]
     pub scopes: Vec<&'static str>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// Accurate to the minute.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
 }
 
@@ -71,7 +89,10 @@ impl From<&StoredApiKey> for ApiKeyView {
 
 /// Create an API key.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 403, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, description = "Created; the only time the key's secret is shown", body = CreatedApiKey),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable)),
     security(("api_key" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
@@ -106,7 +127,9 @@ pub async fn create_api_key(
 
 /// List the account's API keys.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
-    responses((status = 200, body = ApiKeyList), (status = 403, body = Problem)), security(("api_key" = [])))]
+    responses((status = 200, description = "The account's keys, revoked ones included", body = ApiKeyList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
+    security(("api_key" = [])))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
     auth: Auth,
@@ -119,7 +142,10 @@ pub async fn list_api_keys(
 
 /// Read one API key.
 #[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys",
-    responses((status = 200, body = ApiKeyView), (status = 404, body = Problem)), security(("api_key" = [])))]
+    params(("id" = String, Path, description = "The key id (`rk_` and 12 characters)")),
+    responses((status = 200, description = "The key (a revoked one too, with `revoked_at`)", body = ApiKeyView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)),
+    security(("api_key" = [])))]
 pub async fn get_api_key(
     State(state): State<AppState>,
     auth: Auth,
@@ -130,7 +156,10 @@ pub async fn get_api_key(
 
 /// Revoke an API key; it stops working on the next request.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
-    responses((status = 204), (status = 404, body = Problem)), security(("api_key" = [])))]
+    params(("id" = String, Path, description = "The key id (`rk_` and 12 characters)")),
+    responses((status = 204, description = "Revoked"),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)),
+    security(("api_key" = [])))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,
     auth: Auth,

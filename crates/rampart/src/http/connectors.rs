@@ -7,8 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::Auth;
+use super::openapi::{Forbidden, Unauthorized};
 use crate::identity::Scope;
 
 /// One connector's health and load.
@@ -49,7 +50,8 @@ pub struct ConnectorList {
 
 /// Every connector's status and the routing table (needs the `connectors:read` scope).
 #[utoipa::path(get, path = "/v1/connectors", tag = "system",
-    responses((status = 200, body = ConnectorList), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "Connectors and routes", body = ConnectorList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
     security(("api_key" = [])))]
 pub async fn list_connectors(
     State(state): State<AppState>,

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{ApiQuery, Auth};
+use super::openapi::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::app::inbound::{InboundMessage, InboundQuery};
 use crate::clock;
 
@@ -23,6 +24,7 @@ pub struct InboundView {
     pub body: String,
     /// The connector it arrived on.
     pub connector: String,
+    #[schema(format = DateTime)]
     pub received_at: String,
 }
 
@@ -44,8 +46,10 @@ pub struct InboundParams {
     pub from: Option<String>,
     /// One of the account's numbers.
     pub to: Option<String>,
-    /// 1 to 200, default 50.
+    /// Page size: 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -53,6 +57,7 @@ pub struct InboundParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NumberView {
     pub number: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -76,7 +81,8 @@ impl From<InboundMessage> for InboundView {
 
 /// List inbound messages, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/v1/inbound", tag = "inbound", params(InboundParams),
-    responses((status = 200, body = InboundPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "A page of inbound messages", body = InboundPage),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
     security(("api_key" = [])))]
 pub async fn list_inbound(
     State(state): State<AppState>,
@@ -98,7 +104,9 @@ pub async fn list_inbound(
 
 /// Read one inbound message.
 #[utoipa::path(get, path = "/v1/inbound/{id}", tag = "inbound",
-    responses((status = 200, body = InboundView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    params(("id" = String, Path, description = "The inbound message id")),
+    responses((status = 200, description = "The inbound message", body = InboundView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)),
     security(("api_key" = [])))]
 pub async fn get_inbound(
     State(state): State<AppState>,
@@ -110,7 +118,8 @@ pub async fn get_inbound(
 
 /// The account's numbers: messages sent to them arrive in `/v1/inbound`.
 #[utoipa::path(get, path = "/v1/numbers", tag = "inbound",
-    responses((status = 200, body = NumberList), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "The account's numbers", body = NumberList),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
     security(("api_key" = [])))]
 pub async fn list_numbers(
     State(state): State<AppState>,

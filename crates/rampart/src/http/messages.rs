@@ -12,8 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::deadline::Committing;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Auth};
+use super::openapi::{
+    self, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::app::messages::{
     self as use_case, Idempotency, Message, MessageQuery, SendOutcome, SendRequest,
 };
@@ -21,7 +25,7 @@ use crate::clock;
 use crate::messaging::{Encoding, MessageStatus};
 
 /// One recipient or several.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Recipients {
     One(String),
@@ -31,20 +35,26 @@ pub enum Recipients {
 /// A send request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "+447911123456", "from": "Rampart", "body": "Your code is 123456"}))]
 pub struct SendMessage {
     /// One E.164 number, or a list of them (one message each).
-    #[schema(example = "+447700900123")]
+    #[schema(schema_with = openapi::recipients)]
     pub to: Recipients,
     /// Sender ID: a name of up to 11 characters, a short code, or an E.164 number.
-    #[schema(example = "Rampart")]
+    #[schema(schema_with = openapi::sender_id)]
     pub from: String,
     /// The text; GSM-7 when every character allows, else UCS-2.
+    #[schema(schema_with = openapi::message_body)]
     pub body: String,
-    /// Send later (RFC 3339), up to 35 days ahead.
+    /// Send later (RFC 3339), up to 35 days ahead; a time in the past sends now.
+    #[schema(format = DateTime)]
     pub send_at: Option<String>,
     /// Seconds after which an unsent or undelivered message expires (60 to 604800).
+    #[schema(minimum = 60, maximum = 604800)]
+    #[serde(default, deserialize_with = "super::whole_number::optional_u64")]
     pub validity_period: Option<u64>,
     /// Your own reference, up to 128 characters, echoed back and filterable.
+    #[schema(schema_with = openapi::client_ref)]
     pub client_ref: Option<String>,
 }
 
@@ -65,15 +75,21 @@ pub struct MessageView {
     pub error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub send_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub valid_until: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub sent_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -106,24 +122,48 @@ pub struct MessagePage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only messages with this status.
+    #[param(value_type = Option<MessageStatus>)]
     pub status: Option<String>,
     /// Recipient in E.164.
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub to: Option<String>,
+    /// Only messages sent with this `client_ref`.
     pub client_ref: Option<String>,
     /// RFC 3339; messages created at or after.
+    #[param(format = DateTime)]
     pub created_after: Option<String>,
     /// RFC 3339; messages created before.
+    #[param(format = DateTime)]
     pub created_before: Option<String>,
-    /// 1 to 200, default 50.
+    /// Page size: 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// Headers of a send request.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct SendHeaders {
+    /// Makes retries safe: the same key and body return the same messages; the same key with
+    /// another body is a 409. 1 to 255 visible ASCII characters (inner spaces allowed).
+    #[param(rename = "Idempotency-Key", value_type = String, required = false,
+        min_length = 1, max_length = 255, pattern = r"^[!-~](?:[ -~]*[!-~])?$")]
+    pub idempotency_key: Option<String>,
 }
 
 /// Send a message to one or more recipients.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the same messages")),
-    responses((status = 202, body = Accepted), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    params(SendHeaders),
+    responses(
+        (status = 202, description = "Accepted: the messages are stored and queued", body = Accepted,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same Idempotency-Key"))),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable)),
     security(("api_key" = [])))]
 pub async fn send_message(
     State(state): State<AppState>,
@@ -205,7 +245,9 @@ impl From<Message> for MessageView {
 
 /// Read one message.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
-    responses((status = 200, body = MessageView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    params(("id" = String, Path, description = "The message id (`msg_...`)")),
+    responses((status = 200, description = "The message", body = MessageView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden), (status = 404, response = NotFound)),
     security(("api_key" = [])))]
 pub async fn get_message(
     State(state): State<AppState>,
@@ -217,7 +259,8 @@ pub async fn get_message(
 
 /// List messages, newest first, with filters and cursor pagination.
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListParams),
-    responses((status = 200, body = MessagePage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, description = "A page of messages", body = MessagePage),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
     security(("api_key" = [])))]
 pub async fn list_messages(
     State(state): State<AppState>,
@@ -242,7 +285,10 @@ pub async fn list_messages(
 
 /// Cancel a message that has not been sent yet (scheduled, or waiting to retry).
 #[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
-    responses((status = 200, body = MessageView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    params(("id" = String, Path, description = "The message id (`msg_...`)")),
+    responses((status = 200, description = "Canceled; the message as it is now", body = MessageView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 409, response = Conflict)),
     security(("api_key" = [])))]
 pub async fn cancel_message(
     State(state): State<AppState>,

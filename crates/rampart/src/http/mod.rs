@@ -8,7 +8,9 @@ pub mod error;
 pub mod extract;
 pub mod inbound;
 pub mod messages;
+pub mod openapi;
 pub mod system;
+pub mod whole_number;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,11 +27,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::error::ApiError;
+use self::openapi::SecurityAddon;
 use crate::app::App;
 use crate::delivery::Delivery;
 
@@ -97,34 +99,26 @@ impl AppState {
     }
 }
 
-struct SecurityAddon;
-
-impl utoipa::Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("rk_...")
-                    .build(),
-            ),
-        );
-    }
-}
-
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Rampart SMS API", description = "Send and track SMS with security built into every layer."),
+    components(
+        schemas(error::Problem),
+        responses(
+            openapi::BadRequest, openapi::Unauthorized, openapi::Forbidden, openapi::NotFound,
+            openapi::Conflict, openapi::PayloadTooLarge, openapi::UnsupportedMediaType,
+            openapi::Unprocessable, openapi::RequestTimeout, openapi::InternalError,
+            openapi::Unavailable
+        )
+    ),
     modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
 
 /// Every route, with its OpenAPI description: the router and the document come from one list.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    use utoipa::OpenApi;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    use utoipa::{Modify, OpenApi};
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(messages::send_message, messages::list_messages))
         .routes(routes!(messages::get_message))
         .routes(routes!(messages::cancel_message))
@@ -137,7 +131,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))
-        .routes(routes!(system::openapi))
+        .routes(routes!(system::openapi));
+    openapi::LayerAnswers.modify(router.get_openapi_mut());
+    router
 }
 
 /// The complete application with its protective layers.

@@ -8,8 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
 use super::extract::Auth;
+use super::openapi::{Forbidden, Unauthorized, Unavailable};
 use crate::identity::Scope;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,13 +19,14 @@ pub struct Health {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// Readiness: the database answers and the server is not shutting down.
-#[utoipa::path(get, path = "/readyz", tag = "system", responses((status = 200, body = Health), (status = 503, body = Problem)))]
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, description = "Ready", body = Health), (status = 503, response = Unavailable)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if !state.is_ready() {
         return Err(ApiError::unavailable(
@@ -39,7 +41,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 
 /// Prometheus metrics (needs the `metrics:read` scope).
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = Problem)),
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
     security(("api_key" = [])))]
 pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     auth.require(Scope::MetricsRead)?;
@@ -53,7 +56,8 @@ pub async fn metrics(State(state): State<AppState>, auth: Auth) -> Result<Respon
 }
 
 /// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "system", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
 pub async fn openapi(State(state): State<AppState>) -> Result<Response, ApiError> {
     let json = state.openapi_json.clone().ok_or_else(ApiError::internal)?;
     Ok((

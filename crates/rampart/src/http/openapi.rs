@@ -1,0 +1,293 @@
+//! What the OpenAPI document says beyond each handler's own attribute: the security scheme, the
+//! reusable problem responses, the answers the protective layers can give on every route, and
+//! the schemas of inputs whose rules are richer than their Rust types. Every rule stated here is
+//! one the server enforces, so a client generated from the document refuses what the server
+//! would refuse.
+
+use utoipa::ToResponse;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{
+    ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, Ref, RefOr};
+
+use super::error::Problem;
+use crate::config::Messaging;
+use crate::identity::Scope;
+use crate::messaging::encoding::{MULTIPART_SEPTETS, SINGLE_PART_SEPTETS};
+
+/// The `api_key` bearer scheme that authenticated operations name.
+pub struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rk_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+// The problem responses: each is an RFC 9457 problem document whose `code` says which of the
+// listed cases it is. (`ApiError` renders them; these types only document them.)
+
+/// The request is malformed: a query parameter or header is invalid (`invalid_query`,
+/// `invalid_idempotency_key`) or the body is not JSON (`malformed_json`, `unreadable_body`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct BadRequest(pub Problem);
+
+/// The API key is missing, malformed, unknown, expired or revoked (`unauthorized`).
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"rampart\"`"))
+)]
+pub struct Unauthorized(pub Problem);
+
+/// The API key lacks the scope this operation needs (`insufficient_scope`), or asks to grant a
+/// scope it does not hold itself (`scope_escalation`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Forbidden(pub Problem);
+
+/// No such resource in the caller's account (`not_found`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct NotFound(pub Problem);
+
+/// The request conflicts with the resource's state: an `Idempotency-Key` reused with a
+/// different body (`idempotency_key_reused`), or a message past the point of cancelling
+/// (`not_cancelable`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Conflict(pub Problem);
+
+/// The body is larger than the server's limit (`payload_too_large`; 256 KiB by default).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct PayloadTooLarge(pub Problem);
+
+/// The body is not sent as JSON (`unsupported_media_type`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct UnsupportedMediaType(pub Problem);
+
+/// The body is JSON but a value is wrong; `field` names it. Besides the schema's rules, values
+/// meet rules a schema cannot state: a phone number must exist for its country
+/// (`invalid_phone_number`, `invalid_sender`), a body must fit the segment limit
+/// (`invalid_body`), `send_at` may be at most 35 days ahead (`invalid_send_at`) and `expires_at`
+/// must be in the future (`invalid_expires_at`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Unprocessable(pub Problem);
+
+/// The request took longer than the server's deadline (`request_timeout`; 10 s by default).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct RequestTimeout(pub Problem);
+
+/// An internal error; it has been logged (`internal`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct InternalError(pub Problem);
+
+/// The server is at capacity, starting or shutting down (`overloaded`); retry after the
+/// `Retry-After` delay.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+)]
+pub struct Unavailable(pub Problem);
+
+/// Documents on every operation the answers of the layers every request passes (deadline,
+/// load shedding, panic guard), which no handler names.
+pub struct LayerAnswers;
+
+impl utoipa::Modify for LayerAnswers {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations(item) {
+                for (status, response) in [
+                    ("408", <RequestTimeout as ToResponse>::response().0),
+                    ("500", <InternalError as ToResponse>::response().0),
+                    ("503", <Unavailable as ToResponse>::response().0),
+                ] {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+// Input schemas richer than their Rust types, for `#[schema(schema_with = ...)]`.
+
+/// E.164 as the API takes it: `+`, then 7 to 15 digits, the first not 0.
+pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{6,14}$";
+
+/// No control characters (Unicode category Cc).
+pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+/// A message body: at least one character that is not white space, and no control characters
+/// but tab, line feed and carriage return.
+const BODY_PATTERN: &str = concat!(
+    r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*",
+    r"[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]",
+    r"[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$",
+);
+
+/// An alphanumeric sender ID: letters, digits, space, `.`, `&`, `_`, `-`, at least one letter,
+/// no space at either end.
+const SENDER_NAME_PATTERN: &str =
+    r"^(?:[0-9.&_-][ 0-9.&_-]*)?[A-Za-z](?:[ A-Za-z0-9.&_-]*[A-Za-z0-9.&_-])?$";
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn nullable(schema: ObjectBuilder) -> ObjectBuilder {
+    schema.schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// A phone number in E.164.
+pub fn phone_number() -> Object {
+    string()
+        .pattern(Some(E164_PATTERN))
+        .description(Some("E.164: `+`, country code and number, 7 to 15 digits."))
+        .examples(["+447911123456"])
+        .build()
+}
+
+/// `to` of a send: one number, or a list of distinct numbers (one message each), at most the
+/// server's recipient limit (1000 by default).
+pub fn recipients() -> Schema {
+    let max = Messaging::default().max_recipients;
+    OneOfBuilder::new()
+        .item(phone_number())
+        .item(
+            ArrayBuilder::new()
+                .items(phone_number())
+                .min_items(Some(1))
+                .max_items(Some(max))
+                .unique_items(true),
+        )
+        .description(Some(format!(
+            "One E.164 number, or a list of 1 to {max} distinct ones (one message each)."
+        )))
+        .examples(["+447911123456"])
+        .build()
+        .into()
+}
+
+/// `from` of a send.
+pub fn sender_id() -> Schema {
+    OneOfBuilder::new()
+        .item(phone_number())
+        .item(
+            string()
+                .pattern(Some(r"^[0-9]{3,8}$"))
+                .description(Some("A short code: 3 to 8 digits.")),
+        )
+        .item(
+            string()
+                .pattern(Some(SENDER_NAME_PATTERN))
+                .max_length(Some(11))
+                .description(Some(
+                    "A name: up to 11 letters, digits, spaces, `.`, `&`, `_` or `-`, with at \
+                     least one letter.",
+                )),
+        )
+        .description(Some(
+            "Sender ID: a name of up to 11 characters, a short code, or an E.164 number.",
+        ))
+        .examples(["Rampart"])
+        .build()
+        .into()
+}
+
+/// The most characters a body can have within the server's segment limit (10 by default): all
+/// GSM-7, one septet each. Whether a shorter body fits depends on its characters (see 422).
+fn max_body_chars() -> usize {
+    match Messaging::default().max_segments {
+        0 | 1 => SINGLE_PART_SEPTETS,
+        segments => segments * MULTIPART_SEPTETS,
+    }
+}
+
+/// `body` of a send.
+pub fn message_body() -> Object {
+    let segments = Messaging::default().max_segments;
+    string()
+        .min_length(Some(1))
+        .max_length(Some(max_body_chars()))
+        .pattern(Some(BODY_PATTERN))
+        .description(Some(format!(
+            "The text; GSM-7 when every character allows, else UCS-2. Not blank; no control \
+             characters but tab, line feed and carriage return; at most {segments} SMS \
+             segments ({} GSM-7 characters, fewer in UCS-2).",
+            max_body_chars()
+        )))
+        .examples(["Your code is 123456"])
+        .build()
+}
+
+/// `client_ref` of a send.
+pub fn client_ref() -> Object {
+    nullable(string())
+        .max_length(Some(128))
+        .pattern(Some(NO_CONTROL_PATTERN))
+        .description(Some(
+            "Your own reference, up to 128 characters without control characters, echoed back \
+             and filterable.",
+        ))
+        .build()
+}
+
+/// Scope names as a key shows them.
+pub fn scope_names() -> ArrayBuilder {
+    ArrayBuilder::new().items(
+        string()
+            .enum_values(Some(Scope::ALL.map(Scope::as_str)))
+            .build(),
+    )
+}
+
+/// Scope names as a new key asks for them: at least one, `*` meaning every scope.
+pub fn requested_scopes() -> ArrayBuilder {
+    let names = Scope::ALL.map(Scope::as_str).into_iter().chain(["*"]);
+    ArrayBuilder::new()
+        .items(string().enum_values(Some(names)).build())
+        .min_items(Some(1))
+        .description(Some(
+            "Scopes of the new key, at least one; `*` means every scope. A key can only grant \
+             scopes it holds itself.",
+        ))
+        .examples([serde_json::json!(["messages:send"])])
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Checks that the OpenAPI document tells the truth, so clients generated from it work: starts the
+# debug server on a fresh data directory and lets schemathesis generate requests from
+# /v1/openapi.json and check every answer against the document (status codes, content types,
+# headers and bodies; that schema-valid requests are accepted and schema-invalid ones refused;
+# authentication; methods; resources after creation and deletion). Fails on any failed check
+# and on any 5xx the server counted.
+#
+# All checks run. scripts/schemathesis_hooks.py narrows two of them, each for one documented
+# case (its docstring says why): schema-valid requests refused for a business rule that JSON
+# Schema cannot state (a phone number that does not exist, a body past the segment limit, a
+# time too far ahead or in the past), and a revoked API key that stays readable with its
+# `revoked_at` (DELETE revokes, it does not erase). It also keeps the run from revoking its own
+# key. Two warnings are expected: an operation "mostly rejected generated data" (POST /v1/messages
+# or /v1/api-keys: random E.164 numbers rarely exist, random expiry times are mostly past), and
+# GET /v1/inbound/{id} only finds 404s (only a carrier makes inbound messages).
+#
+# Traffic goes only to the server started here, on 127.0.0.1 (named `localhost`: rustls does not
+# take an IP address as the TLS server name).
+#
+# Environment (all optional):
+#   CARGO_TARGET_DIR          where the binary and the schemathesis venv live   (default target)
+#   SCHEMATHESIS_MAX_EXAMPLES cases per operation in the fuzzing phase          (default 10)
+#   SCHEMATHESIS_SEED         seed of the generator                             (default 1)
+#   SCHEMATHESIS_REPORT_DIR   also write a JUnit report there                   (default none)
+#   SCHEMATHESIS_NO_BUILD=1   use the debug binary as it is, without `cargo build` (CI: the test
+#                             run just built it; a build of the one package can select other
+#                             dependency features than the workspace's and rebuild them)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+target_dir=${CARGO_TARGET_DIR:-target}
+venv="$target_dir/schemathesis-venv"
+binary="$target_dir/debug/rampart"
+
+if [[ ! -x $venv/bin/schemathesis ]] ||
+    [[ $("$venv/bin/schemathesis" --version 2>/dev/null) != *" $SCHEMATHESIS_VERSION" ]]; then
+    echo "== installing schemathesis $SCHEMATHESIS_VERSION in $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+if [[ ${SCHEMATHESIS_NO_BUILD:-0} != 1 ]]; then
+    echo "== building the server (debug)"
+    cargo build --quiet -p rampart --bin rampart
+elif [[ ! -x $binary ]]; then
+    echo "schemathesis.sh: no $binary to test (SCHEMATHESIS_NO_BUILD=1)" >&2
+    exit 1
+fi
+
+data_dir=$(mktemp -d /tmp/rampart-schemathesis.XXXXXX)
+log="$data_dir/server.log"
+server_pid=
+
+alive() {
+    [[ -e /proc/$1/status ]] && ! grep -q '^State:.*zombie' "/proc/$1/status"
+}
+
+# SIGTERM, then SIGKILL after 15 s; removes the data directory. Idempotent.
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        local pid=$server_pid
+        server_pid=
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 150); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            echo "schemathesis.sh: server still running 15 s after SIGTERM; sending SIGKILL" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$data_dir"
+}
+trap stop_server EXIT
+
+# Only this run's settings: no configuration file or RAMPART_* variable from the caller.
+env -u RAMPART_CONFIG -u RAMPART_DATA_DIR -u RAMPART_LISTEN \
+    "$binary" serve --data-dir "$data_dir/data" --listen 127.0.0.1:0 >"$log" 2>&1 &
+server_pid=$!
+
+# The initial API key is printed once, on a line of its own starting with rk_; the port comes
+# from the "listening on" line (port 0 lets the kernel pick a free one, without a race).
+api_key=
+port=
+for _ in $(seq 600); do
+    if ! alive "$server_pid"; then
+        echo "schemathesis.sh: the server exited during start-up; its log:" >&2
+        grep -v '^rk_' "$log" >&2
+        exit 1
+    fi
+    api_key=$(grep -m1 -oE '^rk_[^[:space:]]+' "$log" || true)
+    port=$(grep -m1 -oE 'listening on https://127\.0\.0\.1:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+    [[ -n $api_key && -n $port ]] && break
+    sleep 0.1
+done
+if [[ -z $api_key || -z $port ]]; then
+    echo "schemathesis.sh: server not ready (no rk_ or listening line) within 60 s; its log:" >&2
+    grep -v '^rk_' "$log" >&2
+    exit 1
+fi
+cert="$data_dir/data/tls/cert.pem"
+base="https://localhost:$port"
+echo "== server pid $server_pid on $base"
+
+# Never through a proxy: the server is on this machine.
+export NO_PROXY=localhost,127.0.0.1 no_proxy=localhost,127.0.0.1
+
+report_args=()
+if [[ -n ${SCHEMATHESIS_REPORT_DIR:-} ]]; then
+    mkdir -p "$SCHEMATHESIS_REPORT_DIR"
+    report_args=(--report junit --report-dir "$(cd "$SCHEMATHESIS_REPORT_DIR" && pwd)")
+fi
+# Schemathesis keeps its cache (and the cases `st replay` replays) in .schemathesis/ under the
+# working directory: run it from one under the target directory, not from the source tree.
+work_dir="$target_dir/schemathesis-run"
+mkdir -p "$work_dir"
+
+# One worker keeps the order of requests, and so the run, the same for a seed.
+started=$SECONDS
+status=0
+hooks="$PWD/scripts/schemathesis_hooks.py"
+schemathesis="$(cd "$venv/bin" && pwd)/schemathesis"
+(cd "$work_dir" && SCHEMATHESIS_HOOKS=$hooks RAMPART_SCHEMATHESIS_KEY_ID=${api_key:0:15} \
+    "$schemathesis" run "$base/v1/openapi.json" \
+    --url "$base" \
+    --tls-verify "$cert" \
+    --header "Authorization: Bearer $api_key" \
+    --checks all \
+    --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-10}" \
+    --seed "${SCHEMATHESIS_SEED:-1}" \
+    --generation-database none \
+    --workers 1 \
+    --request-timeout 15 \
+    --no-color \
+    "${report_args[@]}") || status=$?
+echo "== schemathesis finished in $((SECONDS - started)) s with exit status $status"
+
+# An independent count of server errors: the server's own request counter, by status.
+server_errors=$(
+    RAMPART_SCHEMATHESIS_KEY=$api_key "$venv/bin/python" - "$base/metrics" "$cert" <<'EOF'
+import os, re, sys, requests
+url, cert = sys.argv[1:]
+key = os.environ["RAMPART_SCHEMATHESIS_KEY"]
+reply = requests.get(url, headers={"Authorization": f"Bearer {key}"}, verify=cert, timeout=15)
+reply.raise_for_status()
+total = 0
+for line in reply.text.splitlines():
+    if line.startswith("rampart_http_requests_total{") and re.search(r'status="5\d\d"', line):
+        total += int(float(line.rsplit(" ", 1)[1]))
+print(total)
+EOF
+)
+echo "== 5xx answers counted by the server: $server_errors"
+
+if [[ $status -ne 0 || $server_errors != 0 ]]; then
+    echo "schemathesis.sh: FAILED; the server log:" >&2
+    grep -v '^rk_' "$log" | tail -n 50 >&2
+    exit 1
+fi
+echo "== schemathesis: all checks passed"

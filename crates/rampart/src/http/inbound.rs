@@ -14,7 +14,7 @@ use crate::app::inbound::{InboundMessage, InboundQuery};
 use crate::clock;
 
 /// A message a handset sent to one of the account's numbers.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct InboundView {
     pub id: String,
     /// The sender: E.164 when the carrier gave an international number.
@@ -29,7 +29,7 @@ pub struct InboundView {
 }
 
 /// A page of inbound messages, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct InboundPage {
     pub data: Vec<InboundView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -38,7 +38,7 @@ pub struct InboundPage {
 }
 
 /// Filters for listing inbound messages.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct InboundParams {

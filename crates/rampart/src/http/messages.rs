@@ -25,15 +25,15 @@ use crate::clock;
 use crate::messaging::{Encoding, MessageStatus};
 
 /// One recipient or several.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 pub enum Recipients {
     One(String),
     Many(Vec<String>),
 }
 
-/// A send request.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A send request. (No `Debug`: it holds numbers and text, which must not reach logs.)
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"to": "+447911123456", "from": "Rampart", "body": "Your code is 123456"}))]
 pub struct SendMessage {
@@ -59,7 +59,7 @@ pub struct SendMessage {
 }
 
 /// A message as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct MessageView {
     pub id: String,
     pub to: String,
@@ -94,12 +94,12 @@ pub struct MessageView {
 }
 
 /// The answer to a send: one entry per recipient.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Accepted {
     pub messages: Vec<AcceptedMessage>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct AcceptedMessage {
     pub id: String,
     pub to: String,
@@ -109,7 +109,7 @@ pub struct AcceptedMessage {
 }
 
 /// A page of messages, newest first.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct MessagePage {
     pub data: Vec<MessageView>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -118,7 +118,7 @@ pub struct MessagePage {
 }
 
 /// Filters for listing messages.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {

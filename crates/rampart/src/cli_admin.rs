@@ -86,25 +86,7 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
             );
             println!("{}", issued.token.reveal());
         }
-        ApiKeyCommand::List { account } => {
-            let caller = Caller::operator(app.account_or_only(account.as_deref())?);
-            let now = app.clock().now_ms();
-            for key in app.list_api_keys(&caller)? {
-                let state = match (key.revoked_at, key.expires_at) {
-                    (Some(_), _) => "revoked",
-                    (None, Some(at)) if at <= now => "expired",
-                    _ => "active",
-                };
-                let last_used = key
-                    .last_used_at
-                    .map_or_else(|| "never".to_owned(), clock::rfc3339);
-                let scopes = key.scopes.to_stored();
-                println!(
-                    "{}\t{state}\t{}\t{scopes}\tlast used: {last_used}",
-                    key.id, key.name
-                );
-            }
-        }
+        ApiKeyCommand::List { account } => list_keys(app, account.as_deref())?,
         ApiKeyCommand::Revoke { id } => {
             let caller = Caller::operator(app.api_key_account(&id).context("no such API key")?);
             app.revoke_api_key(&caller, &id)
@@ -112,6 +94,27 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
                 .with_context(|| format!("API key {id} is not live (already revoked?)"))?;
             println!("revoked {id}");
         }
+    }
+    Ok(())
+}
+
+fn list_keys(app: &App, account: Option<&str>) -> anyhow::Result<()> {
+    let caller = Caller::operator(app.account_or_only(account)?);
+    let now = app.clock().now_ms();
+    for key in app.list_api_keys(&caller)? {
+        let state = match (key.revoked_at, key.expires_at) {
+            (Some(_), _) => "revoked",
+            (None, Some(at)) if at <= now => "expired",
+            _ => "active",
+        };
+        let last_used = key
+            .last_used_at
+            .map_or_else(|| "never".to_owned(), clock::rfc3339);
+        let scopes = key.scopes.to_stored();
+        println!(
+            "{}\t{state}\t{}\t{scopes}\tlast used: {last_used}",
+            key.id, key.name
+        );
     }
     Ok(())
 }

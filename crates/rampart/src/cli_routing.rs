@@ -106,23 +106,9 @@ pub enum NumberCommand {
 pub async fn run_connector(app: &App, command: ConnectorCommand) -> anyhow::Result<()> {
     match command {
         ConnectorCommand::Add(AddConnector::Smpp(args)) => {
-            let password = Zeroizing::new(
-                std::fs::read_to_string(&args.password_file)
-                    .with_context(|| format!("cannot read {}", args.password_file.display()))?,
-            );
-            let new = NewSmppConnector {
-                name: args.name,
-                host: args.host,
-                port: args.port,
-                system_id: args.system_id,
-                password: SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned()),
-                tls: args.tls,
-                tls_ca_file: args.tls_ca,
-                window: args.window,
-                max_rate: args.max_rate,
-                options: args.options,
-            };
-            let row = app.add_smpp_connector(&Actor::Operator, new).await?;
+            let row = app
+                .add_smpp_connector(&Actor::Operator, args.into_new()?)
+                .await?;
             println!("added connector {}", row.name);
         }
         ConnectorCommand::List => {
@@ -156,6 +142,28 @@ pub async fn run_connector(app: &App, command: ConnectorCommand) -> anyhow::Resu
     Ok(())
 }
 
+impl SmppArgs {
+    /// The connector to add, with the bind password read from its file.
+    fn into_new(self) -> anyhow::Result<NewSmppConnector> {
+        let password = Zeroizing::new(
+            std::fs::read_to_string(&self.password_file)
+                .with_context(|| format!("cannot read {}", self.password_file.display()))?,
+        );
+        Ok(NewSmppConnector {
+            name: self.name,
+            host: self.host,
+            port: self.port,
+            system_id: self.system_id,
+            password: SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned()),
+            tls: self.tls,
+            tls_ca_file: self.tls_ca,
+            window: self.window,
+            max_rate: self.max_rate,
+            options: self.options,
+        })
+    }
+}
+
 pub async fn run_route(app: &App, command: RouteCommand) -> anyhow::Result<()> {
     match command {
         RouteCommand::Add {
@@ -180,22 +188,25 @@ pub async fn run_route(app: &App, command: RouteCommand) -> anyhow::Result<()> {
             let (p, c, n) = (&route.prefix, &route.connector, route.priority);
             println!("route {p:?} -> {c} (priority {n})");
         }
-        RouteCommand::List => {
-            let routes = app.list_routes()?;
-            if routes.is_empty() {
-                println!("\"\"\t{SANDBOX}\t0\t(default: no route configured)");
-            }
-            for route in routes {
-                let (p, c, n) = (&route.prefix, &route.connector, route.priority);
-                println!("{p:?}\t{c}\t{n}");
-            }
-        }
+        RouteCommand::List => list_routes(app)?,
         RouteCommand::Remove { prefix, connector } => {
             app.remove_route(&Actor::Operator, &prefix, &connector)
                 .await
                 .with_context(|| format!("no route {prefix:?} -> {connector}"))?;
             println!("removed route {prefix:?} -> {connector}");
         }
+    }
+    Ok(())
+}
+
+fn list_routes(app: &App) -> anyhow::Result<()> {
+    let routes = app.list_routes()?;
+    if routes.is_empty() {
+        println!("\"\"\t{SANDBOX}\t0\t(default: no route configured)");
+    }
+    for route in routes {
+        let (p, c, n) = (&route.prefix, &route.connector, route.priority);
+        println!("{p:?}\t{c}\t{n}");
     }
     Ok(())
 }

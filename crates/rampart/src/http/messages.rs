@@ -177,20 +177,7 @@ pub async fn send_message(
         None => None,
         Some(key) => Some(Idempotency::new(key.to_str().unwrap_or(""), &raw)?),
     };
-    let (to, to_is_list) = match value.to {
-        Recipients::One(one) => (vec![one], false),
-        Recipients::Many(many) => (many, true),
-    };
-    let request = SendRequest {
-        to,
-        to_is_list,
-        from: value.from,
-        body: value.body,
-        send_at: value.send_at,
-        validity_period: value.validity_period,
-        client_ref: value.client_ref,
-        idempotency,
-    };
+    let request = value.into_request(idempotency);
     // From here on the outcome is decided by the store, not by how long the client waits.
     committing.begin();
     let (messages, replayed) = match state.app.send_messages(&auth.0, request).await? {
@@ -205,6 +192,25 @@ pub async fn send_message(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+impl SendMessage {
+    fn into_request(self, idempotency: Option<Idempotency>) -> SendRequest {
+        let (to, to_is_list) = match self.to {
+            Recipients::One(one) => (vec![one], false),
+            Recipients::Many(many) => (many, true),
+        };
+        SendRequest {
+            to,
+            to_is_list,
+            from: self.from,
+            body: self.body,
+            send_at: self.send_at,
+            validity_period: self.validity_period,
+            client_ref: self.client_ref,
+            idempotency,
+        }
+    }
 }
 
 impl From<use_case::AcceptedMessage> for AcceptedMessage {

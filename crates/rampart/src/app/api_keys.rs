@@ -142,14 +142,11 @@ impl App {
         let (account, key_id) = (caller.account_id.clone(), id.to_owned());
         let audit = AuditEvent::by(caller, Action::ApiKeyRevoked, id, now);
         let revoked = self
-            .store
-            .write(move |tx| {
-                let revoked = tx.revoke_api_key(&account, &key_id, now)?;
-                if revoked {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(revoked)
-            })
+            .write_audited(
+                audit,
+                move |tx| tx.revoke_api_key(&account, &key_id, now),
+                |x| *x,
+            )
             .await?;
         if !revoked {
             return Err(AppError::NotFound("API key"));

@@ -87,15 +87,7 @@ impl App {
             .store
             .read_blocking(move |tx| tx.list_inbound(&account, &filter))
             .await?;
-        let page = Page::cut(rows, limit, |m| &m.id);
-        Ok(Page {
-            data: page
-                .data
-                .into_iter()
-                .map(|row| self.open_inbound(row))
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        Page::cut(rows, limit, |m| &m.id).try_map(|row| self.open_inbound(row))
     }
 
     /// One inbound message of the caller's account.

@@ -128,6 +128,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The same page with every row turned into something else (or the first failure).
+    pub(crate) fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            data: self.data.into_iter().map(f).collect::<Result<_, _>>()?,
+            next_cursor: self.next_cursor,
+        })
+    }
+
     /// Cuts rows fetched with `limit + 1` down to one page and names the next cursor.
     pub(crate) fn cut(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Self {
         let more = rows.len() > limit;
@@ -457,15 +465,7 @@ impl App {
             .store
             .read_blocking(move |tx| tx.list_messages(&account, &filter))
             .await?;
-        let page = Page::cut(rows, limit, |m| &m.id);
-        Ok(Page {
-            data: page
-                .data
-                .into_iter()
-                .map(|m| self.open_message(m))
-                .collect::<Result<_, _>>()?,
-            next_cursor: page.next_cursor,
-        })
+        Page::cut(rows, limit, |m| &m.id).try_map(|m| self.open_message(m))
     }
 
     /// Cancels a message that has not left the queue (scheduled, or waiting to retry).
@@ -475,14 +475,11 @@ impl App {
         let (account, msg_id) = (caller.account_id.clone(), id.to_owned());
         let audit = AuditEvent::by(caller, Action::MessageCanceled, id, now);
         let canceled = self
-            .store
-            .write(move |tx| {
-                let canceled = tx.cancel_message(&account, &msg_id, now)?;
-                if canceled {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(canceled)
-            })
+            .write_audited(
+                audit,
+                move |tx| tx.cancel_message(&account, &msg_id, now),
+                |x| *x,
+            )
             .await?;
         let record = self
             .store

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+use self::audit::AuditEvent;
 pub use self::audit::{Actor, Caller};
 pub use self::error::AppError;
 use crate::clock::{Millis, SharedClock, SystemClock};
@@ -31,8 +32,8 @@ use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
 use crate::policy::{AllowAll, Policy};
-use crate::store::Store;
 use crate::store::accounts::DataKeyRecord;
+use crate::store::{Store, StoreError, Tx};
 
 /// How often a key's `last_used_at` is written at most: the send path stays free of writes
 /// for bookkeeping, and the value is still accurate to the minute.
@@ -151,6 +152,29 @@ impl App {
     /// Commits what is queued and closes the database.
     pub fn close(&self) {
         self.store.close();
+    }
+
+    /// Runs `change` in one transaction and, when `happened` says it changed something,
+    /// records `audit` in the same transaction.
+    async fn write_audited<T, F>(
+        &self,
+        audit: AuditEvent,
+        change: F,
+        happened: fn(&T) -> bool,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.store
+            .write(move |tx| {
+                let outcome = change(tx)?;
+                if happened(&outcome) {
+                    audit.record(tx)?;
+                }
+                Ok::<_, AppError>(outcome)
+            })
+            .await
     }
 
     /// Records that a key was used, at most once a minute per key, without waiting.

@@ -100,14 +100,7 @@ impl App {
             AuditEvent::instance(actor, Action::ConnectorAdded, &row.name, now),
         );
         let added = self
-            .store
-            .write(move |tx| {
-                let added = tx.insert_connector(&stored)?;
-                if added {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(added)
-            })
+            .write_audited(audit, move |tx| tx.insert_connector(&stored), |x| *x)
             .await?;
         if !added {
             return Err(AppError::conflict(
@@ -134,14 +127,11 @@ impl App {
             AuditEvent::instance(actor, Action::ConnectorRemoved, name, now),
         );
         let removed = self
-            .store
-            .write(move |tx| {
-                let removed = tx.delete_connector(&target)?;
-                if removed.is_some() {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(removed)
-            })
+            .write_audited(
+                audit,
+                move |tx| tx.delete_connector(&target),
+                |x| x.is_some(),
+            )
             .await?;
         removed.ok_or(AppError::NotFound("connector"))
     }
@@ -204,14 +194,7 @@ impl App {
             now,
         );
         let removed = self
-            .store
-            .write(move |tx| {
-                let removed = tx.delete_route(&p, &c)?;
-                if removed {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(removed)
-            })
+            .write_audited(audit, move |tx| tx.delete_route(&p, &c), |x| *x)
             .await?;
         if removed {
             Ok(())
@@ -241,14 +224,7 @@ impl App {
         audit.account_id = Some(account_id.to_owned());
         let stored = row.clone();
         let added = self
-            .store
-            .write(move |tx| {
-                let added = tx.insert_number(&stored)?;
-                if added {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(added)
-            })
+            .write_audited(audit, move |tx| tx.insert_number(&stored), |x| *x)
             .await?;
         if !added {
             return Err(AppError::conflict(
@@ -273,14 +249,7 @@ impl App {
             AuditEvent::instance(actor, Action::NumberRemoved, &number, now),
         );
         let removed = self
-            .store
-            .write(move |tx| {
-                let removed = tx.delete_number(&target)?;
-                if removed {
-                    audit.record(tx)?;
-                }
-                Ok::<_, AppError>(removed)
-            })
+            .write_audited(audit, move |tx| tx.delete_number(&target), |x| *x)
             .await?;
         if removed {
             Ok(number)

@@ -18,7 +18,7 @@ pub mod sync;
 #[cfg(test)]
 mod dispatcher_tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -181,6 +181,13 @@ async fn run_dispatcher(
             _ = stop.changed() => {}
         }
     }
+}
+
+/// Takes a lock even if a thread panicked while holding it: every critical section in delivery
+/// only inserts, removes or replaces whole values, so the data behind a poisoned lock is whole,
+/// and dropping it instead would silently lose submissions and receipts.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Retry delay after `attempt` failed attempts: exponential, capped, with ±20% jitter so that

@@ -25,6 +25,7 @@ use super::connector::{
     BoxFuture, Connector, ConnectorEvent, ConnectorStatus, ConnectorUnavailable, Outbound,
     ReceiptState,
 };
+use super::lock;
 use crate::config;
 
 pub const REJECTED: &str = "+15005550001";
@@ -114,15 +115,13 @@ impl Sandbox {
             state,
             error_code: error_code.map(str::to_owned),
         };
-        if let Ok(guard) = self.receipts.lock()
-            && let Some(tx) = guard.as_ref()
-        {
+        if let Some(tx) = lock(&self.receipts).as_ref() {
             let _ = tx.send((delay, event));
         }
     }
 
     fn events(&self) -> Option<mpsc::Sender<ConnectorEvent>> {
-        self.events.lock().ok().and_then(|guard| guard.clone())
+        lock(&self.events).clone()
     }
 }
 
@@ -216,7 +215,7 @@ impl Connector for Sandbox {
     }
 
     fn is_up(&self) -> bool {
-        self.events.lock().is_ok_and(|guard| guard.is_some())
+        lock(&self.events).is_some()
     }
 
     fn status(&self) -> ConnectorStatus {
@@ -239,12 +238,8 @@ impl Connector for Sandbox {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Ok(mut guard) = self.events.lock() {
-                guard.take();
-            }
-            if let Ok(mut guard) = self.receipts.lock() {
-                guard.take();
-            }
+            lock(&self.events).take();
+            lock(&self.receipts).take();
         })
     }
 }

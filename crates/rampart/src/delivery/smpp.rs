@@ -22,6 +22,7 @@ use super::connector::{
     BoxFuture, Connector, ConnectorEvent, ConnectorStatus, ConnectorUnavailable, Outbound,
     ReceiptState,
 };
+use super::lock;
 use super::smpp_config::SmppSetupError;
 use crate::clock::SharedClock;
 use crate::messaging::{Encoding, encoding};
@@ -89,7 +90,7 @@ impl SmppConnector {
     }
 
     fn handle(&self) -> Option<SmppHandle> {
-        self.handle.lock().ok().and_then(|h| h.clone())
+        lock(&self.handle).clone()
     }
 
     fn unavailable(&self) -> ConnectorUnavailable {
@@ -101,7 +102,7 @@ impl SmppConnector {
     fn register(&self, message: &Outbound, parts: usize) -> Option<u64> {
         let digest = Sha256::digest(message.message_id.as_bytes());
         let mut reference = u64::from_be_bytes(digest[..8].try_into().ok()?);
-        let mut map = self.in_flight.lock().ok()?;
+        let mut map = lock(&self.in_flight);
         while map.contains_key(&reference) {
             reference = reference.wrapping_add(1);
         }
@@ -118,9 +119,7 @@ impl SmppConnector {
     }
 
     fn forget(&self, reference: u64) {
-        if let Ok(mut map) = self.in_flight.lock() {
-            map.remove(&reference);
-        }
+        lock(&self.in_flight).remove(&reference);
     }
 
     async fn refuse(
@@ -128,11 +127,8 @@ impl SmppConnector {
         message: &Outbound,
         error: &SmppError,
     ) -> Result<(), ConnectorUnavailable> {
-        let events = self
-            .events
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
+        let events = lock(&self.events)
+            .clone()
             .ok_or_else(|| self.unavailable())?;
         let event = ConnectorEvent::Refused {
             message_id: message.message_id.clone(),
@@ -252,13 +248,11 @@ impl Connector for SmppConnector {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+            let handle = lock(&self.handle).take();
             if let Some(handle) = handle {
                 handle.shutdown().await;
             }
-            if let Ok(mut events) = self.events.lock() {
-                events.take();
-            }
+            lock(&self.events).take();
         })
     }
 }
@@ -289,10 +283,7 @@ async fn translate(
         }
     }
     // The client has ended: whatever it never answered goes back to the queue.
-    let left: Vec<InFlight> = in_flight
-        .lock()
-        .map(|mut map| map.drain().map(|(_, v)| v).collect())
-        .unwrap_or_default();
+    let left: Vec<InFlight> = lock(&in_flight).drain().map(|(_, v)| v).collect();
     for entry in left {
         let _ = events
             .send(ConnectorEvent::Requeue {
@@ -313,7 +304,7 @@ fn translate_one(
             part,
             message_id,
         } => {
-            let mut map = in_flight.lock().ok()?;
+            let mut map = lock(in_flight);
             let Some(entry) = map.get_mut(&reference) else {
                 tracing::warn!(connector = %name, reference, "acceptance for an unknown submission");
                 return None;
@@ -337,7 +328,7 @@ fn translate_one(
             status,
             permanent,
         } => {
-            let entry = in_flight.lock().ok()?.remove(&reference)?;
+            let entry = lock(in_flight).remove(&reference)?;
             Some(ConnectorEvent::Refused {
                 message_id: entry.message_id,
                 attempt: entry.attempt,
@@ -351,7 +342,7 @@ fn translate_one(
             })
         }
         SmppEvent::Requeue { reference } => {
-            let entry = in_flight.lock().ok()?.remove(&reference)?;
+            let entry = lock(in_flight).remove(&reference)?;
             Some(ConnectorEvent::Requeue {
                 message_id: entry.message_id,
             })

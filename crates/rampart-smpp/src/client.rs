@@ -3,7 +3,7 @@
 
 use std::{
     num::NonZeroU32,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -67,16 +67,22 @@ impl Shared {
     /// Pauses all sending for `pause` (capped), after the SMSC asked us to slow down.
     pub(crate) fn pause_sending(&self, pause: Duration) {
         let until = Instant::now() + pause.min(MAX_THROTTLE_PAUSE);
-        if let Ok(mut throttled_until) = self.throttled_until.lock() {
-            *throttled_until = Some(throttled_until.map_or(until, |current| current.max(until)));
-        }
+        // An `Option<Instant>` cannot be left half-written, so a poisoned lock is taken over.
+        let mut throttled_until = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *throttled_until = Some(throttled_until.map_or(until, |current| current.max(until)));
     }
 
     /// Waits for the throttling pause and the rate limit. False if the client is stopping.
     pub(crate) async fn wait_for_turn(&self) -> bool {
         let turn = async {
             loop {
-                let until = self.throttled_until.lock().ok().and_then(|until| *until);
+                let until = *self
+                    .throttled_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 match until {
                     Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
                     _ => break,

@@ -14,6 +14,9 @@ pub mod inbound;
 pub mod messages;
 pub mod routing;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +36,7 @@ use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
 use crate::policy::{AllowAll, Policy};
 use crate::store::accounts::DataKeyRecord;
+use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
 
 /// How often a key's `last_used_at` is written at most: the send path stays free of writes
@@ -147,6 +151,16 @@ impl App {
     /// Whether the database answers (readiness).
     pub fn is_healthy(&self) -> bool {
         self.store.read(|tx| tx.count_accounts()).is_ok()
+    }
+
+    /// The latest audit events, newest first: one account's, or every account's and the
+    /// instance's when `account` is `None`.
+    pub fn audit_trail(
+        &self,
+        account: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, AppError> {
+        Ok(self.store.read(|tx| tx.list_audit(account, limit))?)
     }
 
     /// Commits what is queued and closes the database.

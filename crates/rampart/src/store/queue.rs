@@ -97,8 +97,11 @@ impl Queue for Db<'_> {
         let (live, overdue): (Vec<_>, Vec<_>) = claimed
             .into_iter()
             .partition(|m| m.valid_until.is_none_or(|until| until > now));
+        // An overdue message is not handed over, so its claim gives its attempt back, and the
+        // detail of an earlier refusal would not explain this ending.
         let mut expire = self.conn().prepare_cached(
-        "UPDATE messages SET status = 'expired', error_code = 'validity_expired', completed_at = ?2, updated_at = ?2 \
+        "UPDATE messages SET status = 'expired', attempts = MAX(attempts - 1, 0), error_code = 'validity_expired', \
+         error_detail = 'the validity period ran out before the message could be sent', completed_at = ?2, updated_at = ?2 \
          WHERE id = ?1",
     )?;
         for message in overdue {
@@ -221,12 +224,28 @@ impl Queue for Db<'_> {
         if pending > 0 {
             return Ok(());
         }
-        let (status, code) = if delivered == total {
+        let (status, fallback) = if delivered == total {
             ("delivered", None)
         } else if delivered + expired == total {
-            ("expired", Some(error_code.unwrap_or("validity_expired")))
+            ("expired", Some("validity_expired"))
         } else {
-            ("undelivered", Some(error_code.unwrap_or("undelivered")))
+            ("undelivered", Some("undelivered"))
+        };
+        // The message's error is that of its first part that ended as the message did, not
+        // that of the last receipt (which may be another part's success).
+        let code: Option<String> = match fallback {
+            None => None,
+            Some(fallback) => Some(
+                self.conn()
+                    .prepare_cached(
+                        "SELECT error_code FROM message_parts \
+                         WHERE message_id = ?1 AND state = ?2 AND error_code IS NOT NULL \
+                         ORDER BY part LIMIT 1",
+                    )?
+                    .query_row(params![message_id, status], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or_else(|| fallback.to_owned()),
+            ),
         };
         self.conn().prepare_cached(
         "UPDATE messages SET status = ?2, error_code = ?3, completed_at = ?4, updated_at = ?4 \

@@ -15,6 +15,8 @@ pub mod messages;
 pub mod routing;
 
 #[cfg(test)]
+mod delivery_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

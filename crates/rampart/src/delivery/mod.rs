@@ -15,9 +15,6 @@ pub mod smpp;
 pub mod smpp_config;
 pub mod sync;
 
-#[cfg(test)]
-mod dispatcher_tests;
-
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 

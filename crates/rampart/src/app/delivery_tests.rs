@@ -1,6 +1,7 @@
-//! The dispatcher and the queue state machine, driven by hand on a manual clock: messages go in
-//! through the send use case, rounds run one at a time, and carrier answers are recorded the
-//! way the recorder records them. Nothing here waits on wall time. This file holds the bench;
+//! Delivery's dispatcher and the queue state machine, driven by hand on a manual clock:
+//! messages go in through the send use case, rounds run one at a time, and carrier answers are
+//! recorded the way the recorder records them. (They live under `app` because they start from
+//! the use cases; delivery itself knows nothing of them.) Nothing here waits on wall time. This file holds the bench;
 //! the tests are in `claims` (dispatcher rounds) and `answers` (what carriers report).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,17 +9,17 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::connector::{
-    BoxFuture, Connector, ConnectorEvent, ConnectorStatus, ConnectorUnavailable, Outbound,
-    ReceiptState,
-};
-use super::dispatcher::{Dispatcher, POSTPONE_MAX_MS, Round};
-use super::router::{Route, Router};
-use super::{DeliveryDeps, recorder};
 use crate::app::messages::{SendOutcome, SendRequest};
 use crate::app::{Actor, App, Caller};
 use crate::clock::{Clock, ManualClock, Millis, rfc3339};
 use crate::config::{self, Config};
+use crate::delivery::connector::{
+    BoxFuture, Connector, ConnectorEvent, ConnectorStatus, ConnectorUnavailable, Outbound,
+    ReceiptState,
+};
+use crate::delivery::dispatcher::{Dispatcher, POSTPONE_MAX_MS, Round};
+use crate::delivery::router::{Route, Router};
+use crate::delivery::{DeliveryDeps, recorder};
 use crate::store::messages::MessageRecord;
 
 mod answers;

@@ -137,11 +137,7 @@ impl Bench {
             ..Config::default()
         };
         let shared = Arc::new(clock.clone());
-        // Opening writes the first data key with a blocking store call.
-        let app = tokio::task::spawn_blocking(move || App::open_with_clock(config, shared))
-            .await
-            .unwrap()
-            .unwrap();
+        let app = App::open_with_clock(config, shared).unwrap();
         let account = app.create_account(&Actor::Operator, "bench").await.unwrap();
         let (uk, world) = (TestCarrier::new("uk"), TestCarrier::new("world"));
         let connectors: Vec<Arc<dyn Connector>> = vec![uk.clone(), world.clone()];

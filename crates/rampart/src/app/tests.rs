@@ -37,11 +37,7 @@ impl Bench {
             ..Config::default()
         };
         let shared = Arc::new(clock.clone());
-        // Opening writes the first data key with a blocking store call.
-        let app = tokio::task::spawn_blocking(move || App::open_with_clock(config, shared))
-            .await
-            .unwrap()
-            .unwrap();
+        let app = App::open_with_clock(config, shared).unwrap();
         let app = configure(app);
         let account = app.create_account(&Actor::Operator, "a").await.unwrap().id;
         Self {

@@ -214,7 +214,9 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.submit(Lane::Api, f, tx)?;
+        self.submit(Lane::Api, f, move |result| {
+            let _ = tx.send(result);
+        })?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -226,27 +228,32 @@ impl Store {
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.submit(Lane::Background, f, tx)?;
+        self.submit(Lane::Background, f, move |result| {
+            let _ = tx.send(result);
+        })?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Like [`Store::write`], for callers that are not async (the CLI).
+    /// Like [`Store::write`], for callers that are not async (start-up). It blocks the calling
+    /// thread, so keep it off async tasks' hot paths; it does not need a runtime.
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Lane::Api, f, tx)?;
-        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(Lane::Api, f, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
     }
 
     fn submit<T, E, F>(
         &self,
         lane: Lane,
         f: F,
-        reply: oneshot::Sender<Result<T, E>>,
+        reply: impl FnOnce(Result<T, E>) + Send + 'static,
     ) -> Result<(), StoreError>
     where
         T: Send + 'static,
@@ -263,7 +270,7 @@ impl Store {
                     Ok(()) => outcome,
                     Err(e) => Err(E::from(StoreError::Commit(e.to_string()))),
                 };
-                let _ = reply.send(result);
+                reply(result);
             })
         });
         let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);

@@ -12,6 +12,11 @@
 #   BENCH_WARMUP           warm-up time per level              (default 3s)
 #   BENCH_SERVE_ARGS       extra arguments for `rampart serve` (word-split), e.g. --listen ADDR
 #   BENCH_KEEP_DATA_DIR=1  keep the temporary data directory (it holds the server log and a key)
+#   BENCH_RAMPART_BIN      the server binary to measure (default target/release/rampart), e.g. an
+#                          earlier release's, to compare two builds under the same client
+#   BENCH_NO_BUILD=1       skip `cargo build` (use the binaries as they are)
+#   BENCH_ONLY             run only the scenarios whose title contains this text,
+#                          e.g. "concurrency 64"
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,8 +37,11 @@ if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
     exit 1
 fi
 
-echo "== building release binaries"
-cargo build --release -p rampart -p rampart-bench
+if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+    echo "== building release binaries"
+    cargo build --release -p rampart -p rampart-bench
+fi
+rampart_bin=${BENCH_RAMPART_BIN:-./target/release/rampart}
 
 data_dir=
 server_pid=
@@ -76,7 +84,7 @@ start_server() {
     data_dir=$(mktemp -d /tmp/rampart-bench.XXXXXX)
     local log="$data_dir/server.log"
     # shellcheck disable=SC2086 # BENCH_SERVE_ARGS is meant to be word-split
-    ./target/release/rampart serve --data-dir "$data_dir" ${BENCH_SERVE_ARGS:-} >"$log" 2>&1 &
+    "$rampart_bin" serve --data-dir "$data_dir" ${BENCH_SERVE_ARGS:-} >"$log" 2>&1 &
     server_pid=$!
     # The initial API key is printed once, on a line of its own starting with rk_.
     local api_key=
@@ -106,6 +114,9 @@ start_server() {
 scenario() {
     local title=$1
     shift
+    if [[ -n ${BENCH_ONLY:-} && $title != *"$BENCH_ONLY"* ]]; then
+        return
+    fi
     echo
     echo "== $title"
     start_server

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::AppError;
 use crate::clock::Millis;
 use crate::identity::{Scope, Scopes};
-use crate::store::audit::AuditRecord;
+use crate::store::audit::NewAuditRecord;
 use crate::store::{StoreError, Tx};
 
 /// Who acts.
@@ -153,18 +153,23 @@ impl AuditEvent {
     /// Writes the event inside the caller's transaction.
     pub fn record(&self, tx: &Tx<'_>) -> Result<(), StoreError> {
         let (actor_kind, actor_id) = self.actor.kind_and_id();
+        let denied;
         let outcome = match self.outcome {
-            Outcome::Done => "ok".to_owned(),
-            Outcome::Denied(code) => format!("denied:{code}"),
+            Outcome::Done => "ok",
+            Outcome::Denied(code) => {
+                denied = format!("denied:{code}");
+                &denied
+            }
         };
-        tx.record_audit(&AuditRecord {
+        let client_ip = self.client_ip.map(|ip| ip.to_string());
+        tx.record_audit(&NewAuditRecord {
             at: self.at,
-            actor_kind: actor_kind.to_owned(),
-            actor_id: actor_id.map(str::to_owned),
-            account_id: self.account_id.clone(),
-            action: self.action.as_str().to_owned(),
-            target: self.target.clone(),
-            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            actor_kind,
+            actor_id,
+            account_id: self.account_id.as_deref(),
+            action: self.action.as_str(),
+            target: &self.target,
+            client_ip: client_ip.as_deref(),
             outcome,
         })
     }

@@ -4,14 +4,18 @@
 //! without an idempotency key would send them twice. Such a request waits for the commit and
 //! answers with its outcome.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 
@@ -30,40 +34,106 @@ impl Committing {
     }
 }
 
-/// Middleware: answers 408 when `timeout` passes, unless the handler began committing.
-pub async fn enforce(
-    State(timeout): State<Duration>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let committing = Committing::default();
-    request.extensions_mut().insert(committing.clone());
-    let response = next.run(request);
-    tokio::pin!(response);
-    tokio::select! {
-        response = &mut response => response,
-        () = tokio::time::sleep(timeout) => {
-            if committing.started() {
-                metrics::counter!("rampart_http_deadline_waited_total").increment(1);
-                response.await
-            } else {
-                ApiError::new(
+/// Answers 408 when the deadline passes, unless the handler began committing. A plain tower
+/// layer (no boxing, no per-request clone of the stack): it sits on the path of every request.
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    timeout: Duration,
+}
+
+impl DeadlineLayer {
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// The service [`DeadlineLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct Deadline<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S, B> Service<Request<B>> for Deadline<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let committing = Committing::default();
+        request.extensions_mut().insert(committing.clone());
+        DeadlineFuture {
+            inner: self.inner.call(request),
+            sleep: tokio::time::sleep(self.timeout),
+            committing,
+            waiting_for_commit: false,
+        }
+    }
+}
+
+pin_project! {
+    /// The response, or a 408 once the deadline passed before the handler began committing.
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        committing: Committing,
+        waiting_for_commit: bool,
+    }
+}
+
+impl<F, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(response) = this.inner.poll(cx) {
+            return Poll::Ready(response);
+        }
+        if !*this.waiting_for_commit && this.sleep.poll(cx).is_ready() {
+            if !this.committing.started() {
+                let timeout = ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "request_timeout",
                     "the request took too long",
-                )
-                .into_response()
+                );
+                return Poll::Ready(Ok(timeout.into_response()));
             }
+            metrics::counter!("rampart_http_deadline_waited_total").increment(1);
+            *this.waiting_for_commit = true;
         }
+        Poll::Pending
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::Extension;
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
-    use axum::{Extension, middleware};
     use tower::ServiceExt;
 
     use super::*;
@@ -81,10 +151,7 @@ mod tests {
         Router::new()
             .route("/committing", get(slow(true)))
             .route("/waiting", get(slow(false)))
-            .layer(middleware::from_fn_with_state(
-                Duration::from_secs(1),
-                enforce,
-            ))
+            .layer(DeadlineLayer::new(Duration::from_secs(1)))
     }
 
     async fn status(path: &str) -> StatusCode {

@@ -184,3 +184,36 @@ impl From<AppError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_closed_store_is_a_503_shutting_down_with_retry_after() {
+        let error = ApiError::from(AppError::from(StoreError::Closed));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.code, "shutting_down");
+        assert!(error.retry_after.is_some());
+    }
+
+    #[test]
+    fn server_faults_are_opaque_500s() {
+        let error = ApiError::from(AppError::from(StoreError::Corrupt("row 7".into())));
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!error.detail.contains("row 7"));
+    }
+
+    #[test]
+    fn use_case_refusals_keep_their_code_and_field() {
+        let error = ApiError::from(AppError::invalid("invalid_sender", "bad", "from"));
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            (error.code, error.field.as_deref()),
+            ("invalid_sender", Some("from"))
+        );
+        let error = ApiError::from(AppError::invalid_filter("invalid_query", "bad", "limit"));
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    }
+}

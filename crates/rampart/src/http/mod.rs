@@ -152,15 +152,14 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(observe))
-        .layer(middleware::from_fn_with_state(
-            Duration::from_millis(limits.request_timeout_ms),
-            deadline::enforce,
-        ))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overload_response))
                 .load_shed()
-                .concurrency_limit(limits.max_in_flight_requests),
+                .concurrency_limit(limits.max_in_flight_requests)
+                .layer(deadline::DeadlineLayer::new(Duration::from_millis(
+                    limits.request_timeout_ms,
+                ))),
         )
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()

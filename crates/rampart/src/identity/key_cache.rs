@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
@@ -26,7 +26,7 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Cached key records, valid while the epoch file is unchanged.
 pub struct KeyCache {
     epoch_file: PathBuf,
-    entries: RwLock<(Stamp, HashMap<String, StoredApiKey>)>,
+    entries: RwLock<(Stamp, HashMap<String, Arc<StoredApiKey>>)>,
 }
 
 /// The stamp, and whether the file is old enough to cache against.
@@ -66,20 +66,21 @@ impl KeyCache {
     }
 
     /// The key with this public id, from memory when the epoch is unchanged.
-    pub fn find(&self, store: &Store, id: &str) -> Result<Option<StoredApiKey>, StoreError> {
+    /// Shared, not copied: this runs on every request.
+    pub fn find(&self, store: &Store, id: &str) -> Result<Option<Arc<StoredApiKey>>, StoreError> {
         let (current, settled) = stamp(&self.epoch_file);
         if let Ok(entries) = self.entries.read()
             && settled
             && entries.0 == current
             && let Some(key) = entries.1.get(id)
         {
-            return Ok(Some(key.clone()));
+            return Ok(Some(Arc::clone(key)));
         }
         // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
         // next lookup reloads.
         let found = store
             .read(|tx| tx.find_api_key(id))?
-            .map(StoredApiKey::from);
+            .map(|record| Arc::new(StoredApiKey::from(record)));
         if !settled {
             return Ok(found);
         }
@@ -89,7 +90,7 @@ impl KeyCache {
                 entries.0 = current;
             }
             if let Some(key) = &found {
-                entries.1.insert(id.to_owned(), key.clone());
+                entries.1.insert(id.to_owned(), Arc::clone(key));
             }
         }
         Ok(found)

@@ -23,9 +23,23 @@ pub struct AuditRecord {
     pub outcome: String,
 }
 
+/// An audit event to add, borrowed from the caller (it is written on every send, so it is
+/// not copied on the way in).
+#[derive(Debug, Clone, Copy)]
+pub struct NewAuditRecord<'a> {
+    pub at: Millis,
+    pub actor_kind: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub client_ip: Option<&'a str>,
+    pub outcome: &'a str,
+}
+
 /// The audit trail.
 pub trait Audit {
-    fn record_audit(&self, event: &AuditRecord) -> Result<(), StoreError>;
+    fn record_audit(&self, event: &NewAuditRecord<'_>) -> Result<(), StoreError>;
     /// The latest events, newest first; one account's, or all when `account_id` is `None`.
     fn list_audit(
         &self,
@@ -48,7 +62,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
 }
 
 impl Audit for Db<'_> {
-    fn record_audit(&self, e: &AuditRecord) -> Result<(), StoreError> {
+    fn record_audit(&self, e: &NewAuditRecord<'_>) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(
                 "INSERT INTO audit_events (at, actor_kind, actor_id, account_id, action, target, client_ip, outcome) \

@@ -100,12 +100,17 @@ impl Db<'_> {
     }
 }
 
-/// A fresh, time-ordered, unguessable id: `prefix` + `_` + a lowercase ULID.
+/// A fresh, time-ordered, unguessable id: `prefix` + `_` + a lowercase ULID. Made for every
+/// message, so it is written into one allocation.
 pub fn new_id(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}",
-        ulid::Ulid::generate().to_string().to_lowercase()
-    )
+    let mut buffer = [0u8; ulid::ULID_LEN];
+    let encoded = ulid::Ulid::generate().array_to_str(&mut buffer);
+    encoded.make_ascii_lowercase();
+    let mut id = String::with_capacity(prefix.len() + 1 + ulid::ULID_LEN);
+    id.push_str(prefix);
+    id.push('_');
+    id.push_str(encoded);
+    id
 }
 
 type Completion = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
@@ -525,6 +530,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("test.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn ids_are_prefixed_lowercase_ulids_in_time_order() {
+        let first = new_id("msg");
+        std::thread::sleep(Duration::from_millis(2));
+        let second = new_id("msg");
+        assert_eq!(first.len(), 4 + ulid::ULID_LEN);
+        assert!(first.starts_with("msg_"));
+        assert!(
+            first[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
+        assert!(second > first);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,3 +103,20 @@ impl From<StoreError> for AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_store_means_the_server_is_shutting_down() {
+        assert!(matches!(
+            AppError::from(StoreError::Closed),
+            AppError::ShuttingDown
+        ));
+        assert!(matches!(
+            AppError::from(StoreError::Corrupt("x".into())),
+            AppError::Store(_)
+        ));
+    }
+}

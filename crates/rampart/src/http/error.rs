@@ -188,11 +188,10 @@ impl From<AppError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     #[test]
-    fn a_closed_store_is_a_503_shutting_down_with_retry_after() {
-        let error = ApiError::from(AppError::from(StoreError::Closed));
+    fn a_stopping_server_answers_503_shutting_down_with_retry_after() {
+        let error = ApiError::from(AppError::ShuttingDown);
         assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(error.code, "shutting_down");
         assert!(error.retry_after.is_some());
@@ -200,7 +199,7 @@ mod tests {
 
     #[test]
     fn server_faults_are_opaque_500s() {
-        let error = ApiError::from(AppError::from(StoreError::Corrupt("row 7".into())));
+        let error = ApiError::from(AppError::Setup("row 7 of /var/lib/rampart".into()));
         assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.detail.contains("row 7"));
     }

@@ -10,7 +10,8 @@ Three narrow adjustments, each for a reason schemathesis cannot know:
    failure of the document. The document states these rules in words (the 422 response): a phone
    number must exist for its country (libphonenumber), a body must fit the segment limit (which
    depends on the encoding its characters need), `send_at` may be at most 35 days ahead and
-   `expires_at` must be in the future (both relative to the server's clock). Only these exact
+   `expires_at` must be in the future (both relative to the server's clock), and an allowlist
+   entry must be an IP address or CIDR network. Only these exact
    refusals are accepted, by problem `code` and the phrase of the rule in `detail`; any other
    refusal of schema-valid data (a shape the schema allows but the server does not) still fails.
 
@@ -42,6 +43,9 @@ BUSINESS_RULES = (
     # format already rules those out of schema-valid data; and the same parser reads `send_at`,
     # whose refusals of unparseable times are worded apart and still fail the run.
     ("invalid_expires_at", "in the future"),
+    # An allowlist entry must be an IP address or CIDR network; JSON Schema has formats for
+    # addresses but none for networks, so the document says it in words.
+    ("invalid_allowed_ips", "is not an IP address or CIDR network"),
 )
 
 

@@ -16,6 +16,15 @@ pub enum AccountCommand {
     },
     /// List accounts.
     List,
+    /// Set the addresses or CIDR networks every key of an account may be used from (a key
+    /// with its own list must pass both). No --ips: any address again.
+    AllowIps {
+        #[arg(long)]
+        account: String,
+        /// Comma-separated, e.g. `203.0.113.0/24,2001:db8::/32`.
+        #[arg(long, value_delimiter = ',')]
+        ips: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -34,6 +43,9 @@ pub enum ApiKeyCommand {
         /// Expiry as RFC 3339, or a duration in days like `30d` or hours like `12h`.
         #[arg(long)]
         expires: Option<String>,
+        /// Comma-separated addresses or CIDR networks the key may be used from (default: any).
+        #[arg(long, value_delimiter = ',')]
+        allowed_ips: Vec<String>,
     },
     /// List API keys (never their secrets).
     List {
@@ -53,6 +65,19 @@ pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<(
             let account = app.create_account(&Actor::Operator, &name).await?;
             println!("{}", account.id);
         }
+        AccountCommand::AllowIps { account, ips } => {
+            let list = app
+                .set_account_allowed_ips(&Actor::Operator, &account, &ips)
+                .await?;
+            if list.is_empty() {
+                println!("{account}: keys may be used from any address");
+            } else {
+                println!(
+                    "{account}: keys may be used only from {}",
+                    list.names().join(", ")
+                );
+            }
+        }
         AccountCommand::List => {
             for account in app.list_accounts()? {
                 let created = clock::rfc3339(account.created_at);
@@ -70,6 +95,7 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
             name,
             scopes,
             expires,
+            allowed_ips,
         } => {
             let caller = Caller::operator(app.account_or_only(account.as_deref())?);
             let now = app.clock().now_ms();
@@ -78,6 +104,7 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
                 name,
                 scopes,
                 expires_at,
+                allowed_ips,
             };
             let issued = app.issue_api_key(&caller, new).await?;
             eprintln!(

@@ -27,6 +27,7 @@ pub struct Config {
     /// Log format: `text` or `json`.
     pub log_format: String,
     pub limits: Limits,
+    pub network: Network,
     pub messaging: Messaging,
     pub delivery: Delivery,
     pub sandbox: Sandbox,
@@ -92,6 +93,17 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// Who may reach the server, by address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client. Empty:
+    /// the socket's peer is the client, and the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Addresses or networks refused on every authenticated request (403 `ip_denied`).
+    pub denied_ips: Vec<String>,
+}
+
 /// Message shape rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -136,6 +148,7 @@ impl Default for Config {
             master_key_file: None,
             log_format: "text".into(),
             limits: Limits::default(),
+            network: Network::default(),
             messaging: Messaging::default(),
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),

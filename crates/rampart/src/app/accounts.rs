@@ -3,7 +3,8 @@
 
 use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
-use crate::identity::{ApiKeyToken, Scopes, api_keys};
+use crate::identity::{ApiKeyToken, Scopes, api_keys, key_cache};
+use crate::network::ip::IpList;
 use crate::store::accounts::AccountRecord;
 
 impl App {
@@ -37,6 +38,41 @@ impl App {
             })
             .await?;
         Ok(account)
+    }
+
+    /// Sets the networks every key of the account may be used from (empty: any). Keys with
+    /// their own list must pass both. Running servers apply it on the next request.
+    pub async fn set_account_allowed_ips(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        entries: &[String],
+    ) -> Result<IpList, AppError> {
+        let list = IpList::parse(entries.iter().map(String::as_str))
+            .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))?;
+        let now = self.clock.now_ms();
+        let mut audit = AuditEvent::instance(actor, Action::AccountNetworksSet, account_id, now);
+        audit.account_id = Some(account_id.to_owned());
+        let (account, stored) = (account_id.to_owned(), list.to_stored());
+        let found = self
+            .write_audited(
+                audit,
+                move |tx| tx.set_account_allowed_ips(&account, &stored),
+                |x| *x,
+            )
+            .await?;
+        if !found {
+            return Err(AppError::NotFound("account"));
+        }
+        key_cache::announce_change(&self.config.data_dir)
+            .map_err(|e| AppError::Setup(format!("cannot announce an access change: {e}")))?;
+        Ok(list)
+    }
+
+    /// The networks the account's keys may be used from (empty: any).
+    pub fn account_allowed_ips(&self, account_id: &str) -> Result<IpList, AppError> {
+        let stored = self.store.read(|tx| tx.account_allowed_ips(account_id))?;
+        Ok(IpList::from_stored(&stored))
     }
 
     /// Every account, oldest first.

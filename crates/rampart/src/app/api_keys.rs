@@ -8,6 +8,7 @@ use super::{App, AppError};
 use crate::clock::Millis;
 use crate::identity::api_keys::{self, KeyRejection, StoredApiKey};
 use crate::identity::{ApiKeyToken, Scope, Scopes, key_cache};
+use crate::network::ip::IpList;
 
 /// Longest key name, in characters.
 pub const MAX_KEY_NAME: usize = 100;
@@ -19,6 +20,8 @@ pub struct NewApiKey {
     /// Scope names, e.g. `messages:send`, or `*` for all.
     pub scopes: Vec<String>,
     pub expires_at: Option<Millis>,
+    /// Networks the key may be used from (addresses or CIDR); empty for the creator's own.
+    pub allowed_ips: Vec<String>,
 }
 
 /// A key just issued: the only time its secret exists outside the caller's hands.
@@ -36,6 +39,15 @@ impl App {
         presented: Option<&str>,
         client_ip: Option<IpAddr>,
     ) -> Result<Caller, AppError> {
+        if let Some(ip) = client_ip
+            && self.denied_ips.contains(ip)
+        {
+            metrics::counter!("rampart_ip_refusals_total", "reason" => "denied").increment(1);
+            return Err(AppError::forbidden(
+                "ip_denied",
+                "requests from this address are refused",
+            ));
+        }
         let token = presented
             .and_then(ApiKeyToken::parse)
             .ok_or_else(|| rejected(KeyRejection::Malformed))?;
@@ -46,13 +58,31 @@ impl App {
             .ok_or_else(|| rejected(KeyRejection::Unknown))?;
         let now = self.clock.now_ms();
         let principal = api_keys::verify(&stored, &hash, now).map_err(rejected)?;
-        self.note_key_used(&stored.id, stored.last_used_at, now);
-        Ok(Caller {
+        let caller = Caller {
             actor: Actor::ApiKey(principal.key_id),
             account_id: principal.account_id,
             scopes: principal.scopes,
             client_ip,
-        })
+            allowed_ips: stored.allowed_ips.clone(),
+        };
+        if let Some(ip) = client_ip
+            && !(stored.allowed_ips.allows(ip) && stored.account_allowed_ips.allows(ip))
+        {
+            // OWASP ASVS 4.0 V1.4.3/V4.1.1: access rules enforced on the trusted side, and
+            // every refusal leaves a trace.
+            metrics::counter!("rampart_ip_refusals_total", "reason" => "not_allowed").increment(1);
+            let target = stored.id.clone();
+            self.record_refusal(
+                AuditEvent::by(&caller, Action::RequestRefused, target, now)
+                    .denied("ip_not_allowed"),
+            );
+            return Err(AppError::forbidden(
+                "ip_not_allowed",
+                "this API key may not be used from this address",
+            ));
+        }
+        self.note_key_used(&stored.id, stored.last_used_at, now);
+        Ok(caller)
     }
 
     /// Issues a key in the caller's account, with at most the caller's scopes.
@@ -96,7 +126,17 @@ impl App {
                 "expires_at",
             ));
         }
-        let (token, key) = api_keys::issue(
+        let mut allowed_ips = IpList::parse(request.allowed_ips.iter().map(String::as_str))
+            .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))?;
+        if allowed_ips.is_empty() {
+            allowed_ips = caller.allowed_ips.clone();
+        } else if !caller.allowed_ips.covers(&allowed_ips) {
+            return Err(AppError::forbidden(
+                "allowlist_escalation",
+                "a key cannot be usable from addresses its creator may not use",
+            ));
+        }
+        let (token, mut key) = api_keys::issue(
             &self.sealer,
             &caller.account_id,
             &name,
@@ -104,6 +144,7 @@ impl App {
             request.expires_at,
             now,
         );
+        key.allowed_ips = allowed_ips;
         let (record, audit) = (
             key.to_record(),
             AuditEvent::by(caller, Action::ApiKeyIssued, &key.id, now),

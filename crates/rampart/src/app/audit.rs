@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::AppError;
 use crate::clock::Millis;
 use crate::identity::{Scope, Scopes};
+use crate::network::ip::IpList;
 use crate::store::audit::NewAuditRecord;
 use crate::store::{StoreError, Tx};
 
@@ -38,6 +39,8 @@ pub struct Caller {
     pub account_id: String,
     pub scopes: Scopes,
     pub client_ip: Option<IpAddr>,
+    /// Networks the caller may act from; a key it makes can be no wider.
+    pub allowed_ips: IpList,
 }
 
 impl Caller {
@@ -48,6 +51,7 @@ impl Caller {
             account_id: account_id.into(),
             scopes: Scopes::all(),
             client_ip: None,
+            allowed_ips: IpList::default(),
         }
     }
 
@@ -78,6 +82,8 @@ pub enum Action {
     RouteRemoved,
     NumberAssigned,
     NumberRemoved,
+    AccountNetworksSet,
+    RequestRefused,
 }
 
 impl Action {
@@ -94,6 +100,8 @@ impl Action {
             Self::RouteRemoved => "route.remove",
             Self::NumberAssigned => "number.assign",
             Self::NumberRemoved => "number.remove",
+            Self::AccountNetworksSet => "account.allowed_ips",
+            Self::RequestRefused => "request.refused",
         }
     }
 }

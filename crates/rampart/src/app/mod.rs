@@ -21,6 +21,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fs;
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -36,6 +37,7 @@ use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
+use crate::network::ip::{IpList, client_ip};
 use crate::policy::{AllowAll, Policy};
 use crate::store::accounts::DataKeyRecord;
 use crate::store::audit::AuditRecord;
@@ -53,6 +55,10 @@ pub struct App {
     clock: SharedClock,
     keys: KeyCache,
     policy: Arc<dyn Policy>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: IpList,
+    /// Addresses refused on every authenticated request.
+    denied_ips: IpList,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -86,6 +92,12 @@ impl App {
                     ))
                 })?;
         }
+        let networks = |field: &str, entries: &[String]| {
+            IpList::parse(entries.iter().map(String::as_str))
+                .map_err(|e| AppError::Setup(format!("network.{field}: {e}")))
+        };
+        let trusted_proxies = networks("trusted_proxies", &config.network.trusted_proxies)?;
+        let denied_ips = networks("denied_ips", &config.network.denied_ips)?;
         let master = MasterKey::load_or_create(&config.master_key_path())?;
         let store = Store::open(&config.db_path())?;
         let stored: Vec<WrappedDataKey> = store
@@ -112,6 +124,8 @@ impl App {
             sealer: Sealer::new(Arc::new(keyring)),
             clock,
             policy: Arc::new(AllowAll),
+            trusted_proxies,
+            denied_ips,
             delivery_wake: Arc::new(Notify::new()),
             key_touches: Mutex::new(HashMap::new()),
         })
@@ -148,6 +162,16 @@ impl App {
 
     fn wake_delivery(&self) {
         self.delivery_wake.notify_one();
+    }
+
+    /// The client's address for a request from `peer` (see `network::ip::client_ip`).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        client_ip(peer, forwarded_for, &self.trusted_proxies)
+    }
+
+    /// Records a refusal in the audit trail without making the refused request wait.
+    fn record_refusal(&self, event: AuditEvent) {
+        self.store.write_detached(move |tx| event.record(tx));
     }
 
     /// Whether the database answers (readiness).
@@ -210,13 +234,8 @@ impl App {
         }
         touches.insert(key_id.to_owned(), now);
         drop(touches);
-        let (store, key_id) = (self.store.clone(), key_id.to_owned());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = store.write(move |tx| tx.touch_api_key(&key_id, now)).await {
-                    tracing::warn!(error = %e, "cannot record when a key was last used");
-                }
-            });
-        }
+        let key_id = key_id.to_owned();
+        self.store
+            .write_detached(move |tx| tx.touch_api_key(&key_id, now));
     }
 }

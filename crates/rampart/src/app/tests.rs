@@ -60,6 +60,7 @@ impl Bench {
                     name: "test key".into(),
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     expires_at,
+                    allowed_ips: Vec::new(),
                 },
             )
             .await
@@ -109,6 +110,7 @@ async fn a_key_cannot_be_issued_with_an_expiry_that_has_passed() {
                     name: "stale".into(),
                     scopes: vec!["messages:read".into()],
                     expires_at: Some(expires_at),
+                    allowed_ips: Vec::new(),
                 },
             )
             .await;
@@ -182,6 +184,7 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold_and_the_denial_is_audited() 
                     name: "escalation".into(),
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     expires_at: None,
+                    allowed_ips: Vec::new(),
                 },
             )
             .await;
@@ -218,6 +221,7 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold_and_the_denial_is_audited() 
                 name: "narrower".into(),
                 scopes: vec!["messages:read".into()],
                 expires_at: None,
+                allowed_ips: Vec::new(),
             },
         )
         .await;
@@ -360,3 +364,5 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
     );
     assert_nothing_stored(&bench).await;
 }
+
+mod access;

@@ -36,7 +36,18 @@ pub struct CreateApiKey {
     /// RFC 3339, in the future; the key stops working at this time.
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// Addresses or CIDR networks (IPv4 or IPv6, like `203.0.113.0/24`) the key may be used
+    /// from. Absent or empty: the creating key's own list (any address for an unrestricted
+    /// creator). A key cannot be usable from addresses its creator may not use.
+    #[schema(max_items = 64, inline)]
+    pub allowed_ips: Option<Vec<NetworkEntry>>,
 }
+
+/// An IP address or CIDR network.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, min_length = 1, max_length = 64, example = "203.0.113.0/24")]
+pub struct NetworkEntry(pub String);
 
 /// A key as listed (never with its secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,6 +68,9 @@ pub struct ApiKeyView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
+    /// Networks the key may be used from; absent when any address may use it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<String>,
 }
 
 /// A new key: the only time its secret is shown.
@@ -83,6 +97,7 @@ impl From<&StoredApiKey> for ApiKeyView {
             expires_at: k.expires_at.map(clock::rfc3339),
             revoked_at: k.revoked_at.map(clock::rfc3339),
             last_used_at: k.last_used_at.map(clock::rfc3339),
+            allowed_ips: k.allowed_ips.names(),
         }
     }
 }
@@ -114,6 +129,12 @@ pub async fn create_api_key(
         name: request.name,
         scopes: request.scopes,
         expires_at,
+        allowed_ips: request
+            .allowed_ips
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| entry.0)
+            .collect(),
     };
     let issued = state.app.issue_api_key(&auth.0, new).await?;
     Ok((

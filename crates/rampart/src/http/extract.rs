@@ -137,10 +137,14 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
+        let forwarded_for = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
         let client_ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+            .map(|info| state.app.client_ip(info.0.ip(), forwarded_for));
         Ok(Auth(state.app.authenticate(presented, client_ip)?))
     }
 }

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::scopes::Scopes;
 use crate::clock::Millis;
 use crate::data::sealing::Sealer;
+use crate::network::ip::IpList;
 use crate::store::api_keys::ApiKeyRecord;
 
 const PREFIX: &str = "rk_";
@@ -81,6 +82,11 @@ pub struct StoredApiKey {
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+    /// Networks the key may be used from (empty: any).
+    pub allowed_ips: IpList,
+    /// Networks its account's keys may be used from (empty: any); filled when the key is
+    /// loaded for authentication.
+    pub account_allowed_ips: IpList,
 }
 
 impl StoredApiKey {
@@ -96,6 +102,7 @@ impl StoredApiKey {
             expires_at: self.expires_at,
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
+            allowed_ips: self.allowed_ips.to_stored(),
         }
     }
 }
@@ -112,6 +119,8 @@ impl From<ApiKeyRecord> for StoredApiKey {
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
+            allowed_ips: IpList::from_stored(&r.allowed_ips),
+            account_allowed_ips: IpList::default(),
         }
     }
 }
@@ -136,6 +145,8 @@ pub fn issue(
         expires_at,
         revoked_at: None,
         last_used_at: None,
+        allowed_ips: IpList::default(),
+        account_allowed_ips: IpList::default(),
     };
     (token, stored)
 }
@@ -196,6 +207,8 @@ mod tests {
             expires_at: Some(1_000),
             revoked_at: None,
             last_used_at: None,
+            allowed_ips: IpList::default(),
+            account_allowed_ips: IpList::default(),
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
+use crate::network::ip::IpList;
 use crate::store::{Store, StoreError};
 
 /// The epoch file's identity: inode and modification time.
@@ -78,9 +79,15 @@ impl KeyCache {
         }
         // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
         // next lookup reloads.
-        let found = store
-            .read(|tx| tx.find_api_key(id))?
-            .map(|record| Arc::new(StoredApiKey::from(record)));
+        let found = store.read(|tx| {
+            let Some(record) = tx.find_api_key(id)? else {
+                return Ok(None);
+            };
+            let account_ips = tx.account_allowed_ips(&record.account_id)?;
+            let mut key = StoredApiKey::from(record);
+            key.account_allowed_ips = IpList::from_stored(&account_ips);
+            Ok::<_, StoreError>(Some(Arc::new(key)))
+        })?;
         if !settled {
             return Ok(found);
         }
@@ -124,6 +131,8 @@ mod tests {
                         expires_at: None,
                         revoked_at: None,
                         last_used_at: None,
+                        allowed_ips: IpList::default(),
+                        account_allowed_ips: IpList::default(),
                     }
                     .to_record(),
                 )

@@ -29,6 +29,11 @@ pub trait Accounts {
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
     fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError>;
     fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError>;
+    /// Networks the account's keys may be used from, separated by spaces; empty for any.
+    fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError>;
+    /// Sets them; false when there is no such account.
+    fn set_account_allowed_ips(&self, account_id: &str, networks: &str)
+    -> Result<bool, StoreError>;
 }
 
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
@@ -88,5 +93,26 @@ impl Accounts for Db<'_> {
             params![key.id, key.wrapped, now],
         )?;
         Ok(())
+    }
+
+    fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT allowed_ips FROM accounts WHERE id = ?1")?
+            .query_row([account_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    fn set_account_allowed_ips(
+        &self,
+        account_id: &str,
+        networks: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("UPDATE accounts SET allowed_ips = ?2 WHERE id = ?1")?
+            .execute([account_id, networks])?
+            == 1)
     }
 }

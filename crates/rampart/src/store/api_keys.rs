@@ -19,6 +19,8 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+    /// Networks the key may be used from, separated by spaces; empty for any.
+    pub allowed_ips: String,
 }
 
 /// API keys.
@@ -35,8 +37,8 @@ pub trait ApiKeys {
     fn touch_api_key(&self, id: &str, now: Millis) -> Result<(), StoreError>;
 }
 
-const COLUMNS: &str =
-    "id, account_id, name, hash, scopes, created_at, expires_at, revoked_at, last_used_at";
+const COLUMNS: &str = "id, account_id, name, hash, scopes, created_at, expires_at, revoked_at, \
+     last_used_at, allowed_ips";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
@@ -49,6 +51,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
         last_used_at: r.get(8)?,
+        allowed_ips: r.get(9)?,
     })
 }
 
@@ -56,8 +59,8 @@ impl ApiKeys for Db<'_> {
     fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO api_keys (id, account_id, name, hash, scopes, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO api_keys (id, account_id, name, hash, scopes, created_at, expires_at, \
+                 allowed_ips) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 key.id,
@@ -66,7 +69,8 @@ impl ApiKeys for Db<'_> {
                 key.hash,
                 key.scopes,
                 key.created_at,
-                key.expires_at
+                key.expires_at,
+                key.allowed_ips
             ])?;
         Ok(())
     }

@@ -34,6 +34,9 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/sqlite/0002_routing.sql"
     )),
     M::up(include_str!("../../../../migrations/sqlite/0003_audit.sql")),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0005_access.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.
@@ -237,6 +240,22 @@ impl Store {
             let _ = tx.send(result);
         })?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like [`Store::write`], without waiting: for bookkeeping nobody waits on (when a key was
+    /// last used, a refused request's audit event). A failure is logged.
+    pub fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Tx<'_>) -> Result<(), StoreError> + Send + 'static,
+    {
+        let submitted = self.submit(Lane::Background, f, |result: Result<(), StoreError>| {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "a background write failed");
+            }
+        });
+        if let Err(e) = submitted {
+            tracing::warn!(error = %e, "a background write was not taken");
+        }
     }
 
     /// Like [`Store::write`], for callers that are not async (start-up). It blocks the calling

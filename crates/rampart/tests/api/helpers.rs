@@ -181,6 +181,15 @@ impl TestApp {
             .expect("an HTTP/1.1 client")
     }
 
+    /// A client whose connections come from `local` (any 127.0.0.0/8 address works on
+    /// loopback), to test rules by client address.
+    pub fn client_from(&self, local: std::net::IpAddr) -> reqwest::Client {
+        client_builder(&self.data_dir, self.addr)
+            .local_address(local)
+            .build()
+            .expect("an HTTPS client")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
     }

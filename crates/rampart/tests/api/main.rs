@@ -4,6 +4,7 @@
 // A test reports failure by panicking; helpers outside `#[test]` functions do the same.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access;
 mod auth;
 mod durability;
 mod encoding;

@@ -1,0 +1,121 @@
+//! Address rules against the real server: keys and accounts limited to networks, tried from two
+//! loopback addresses (127.0.0.1 and 127.0.0.2), and client addresses named by a trusted proxy.
+
+use std::net::IpAddr;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+async fn status_from(
+    app: &crate::helpers::TestApp,
+    from: IpAddr,
+    key: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut request = app
+        .client_from(from)
+        .get(app.url("/v1/messages"))
+        .bearer_auth(key);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let reply = request.send().await.expect("a reply");
+    let status = reply.status();
+    (status, reply.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_key_limited_to_one_address_works_only_from_there() {
+    let app = spawn_app();
+    let body =
+        json!({"name": "office", "scopes": ["messages:read"], "allowed_ips": ["127.0.0.2/32"]});
+    let created = app.post_json("/v1/api-keys", &app.key, &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.json()["allowed_ips"], json!(["127.0.0.2/32"]));
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+
+    let (allowed, text) = status_from(&app, loopback(2), &key, &[]).await;
+    assert_eq!(allowed, StatusCode::OK, "{text}");
+    let (refused, text) = status_from(&app, loopback(1), &key, &[]).await;
+    assert_eq!(refused, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("\"ip_not_allowed\""), "{text}");
+    // The unrestricted key still works from anywhere.
+    assert_eq!(
+        status_from(&app, loopback(1), &app.key, &[]).await.0,
+        StatusCode::OK
+    );
+
+    let bad = json!({"name": "bad", "scopes": ["messages:read"], "allowed_ips": ["127.0.0.300"]});
+    let refused = app.post_json("/v1/api-keys", &app.key, &bad).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert!(refused.text.contains("invalid_allowed_ips"));
+}
+
+#[tokio::test]
+async fn an_account_allowlist_set_by_the_operator_applies_on_the_next_request() {
+    let app = spawn_app();
+    let account = app.cli(&["account", "list"]);
+    let account = account.split('\t').next().unwrap().to_owned();
+    assert_eq!(
+        status_from(&app, loopback(1), &app.key, &[]).await.0,
+        StatusCode::OK
+    );
+    app.cli(&[
+        "account",
+        "allow-ips",
+        "--account",
+        &account,
+        "--ips",
+        "127.0.0.2",
+    ]);
+    let (refused, text) = status_from(&app, loopback(1), &app.key, &[]).await;
+    assert_eq!(refused, StatusCode::FORBIDDEN, "{text}");
+    assert_eq!(
+        status_from(&app, loopback(2), &app.key, &[]).await.0,
+        StatusCode::OK
+    );
+    app.cli(&["account", "allow-ips", "--account", &account]);
+    assert_eq!(
+        status_from(&app, loopback(1), &app.key, &[]).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_decides_and_elsewhere_it_is_ignored() {
+    let app = spawn_app_with(&[
+        ("RAMPART_NETWORK__TRUSTED_PROXIES", "[\"127.0.0.3\"]"),
+        ("RAMPART_NETWORK__DENIED_IPS", "[\"192.0.2.0/24\"]"),
+    ]);
+    let body =
+        json!({"name": "partner", "scopes": ["messages:read"], "allowed_ips": ["198.51.100.7"]});
+    let created = app.post_json("/v1/api-keys", &app.key, &body).await;
+    let key = created.json()["key"].as_str().unwrap().to_owned();
+    let forwarded = [("x-forwarded-for", "192.0.2.200, 198.51.100.7")];
+    // Through the proxy: the right-most address the proxy saw is the client.
+    assert_eq!(
+        status_from(&app, loopback(3), &key, &forwarded).await.0,
+        StatusCode::OK
+    );
+    // Straight from a client, the header is not believed.
+    assert_eq!(
+        status_from(&app, loopback(1), &key, &forwarded).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // A denied address is refused whatever key it holds.
+    let denied = [("x-forwarded-for", "192.0.2.9")];
+    let (status, text) = status_from(&app, loopback(3), &app.key, &denied).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("\"ip_denied\""), "{text}");
+}

@@ -191,17 +191,31 @@ impl CertificateWatch {
 /// Keeps `served` in step with the certificate and key files: looks at them every second and
 /// loads them again on SIGHUP. Connections already open keep the configuration they began
 /// with; new handshakes get the new one. A pair that cannot be used is logged and the current
-/// one kept. Runs until the task is dropped.
-pub async fn reload_on_change(served: RustlsConfig, cert_path: PathBuf, key_path: PathBuf) {
+/// one kept. The SIGHUP handler is in place when this returns (call it inside the runtime);
+/// the future runs until it is dropped.
+pub fn reload_on_change(
+    served: RustlsConfig,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut watch = CertificateWatch::new(&cert_path, &key_path);
-    let mut hangup = match signal(SignalKind::hangup()) {
+    let watch = CertificateWatch::new(&cert_path, &key_path);
+    let hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(error) => {
             tracing::warn!(%error, "no SIGHUP handler; certificate files are still watched");
             None
         }
     };
+    reload_loop(served, watch, hangup, cert_path)
+}
+
+async fn reload_loop(
+    served: RustlsConfig,
+    mut watch: CertificateWatch,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+    cert_path: PathBuf,
+) {
     let mut ticks = tokio::time::interval(RELOAD_POLL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {

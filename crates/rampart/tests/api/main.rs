@@ -16,3 +16,4 @@ mod operations;
 mod reply;
 mod routing_config;
 mod sandbox;
+mod tls;

@@ -180,7 +180,8 @@ impl CertificateWatch {
         let now = (stamp(&self.cert_path), stamp(&self.key_path));
         let settled = now == self.previous;
         self.previous = now.clone();
-        if !forced && !(settled && now != self.loaded) {
+        let changed = settled && now != self.loaded;
+        if !(forced || changed) {
             return None;
         }
         self.loaded = now;

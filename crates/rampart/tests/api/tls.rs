@@ -40,13 +40,13 @@ fn served_cert_file(app: &TestApp) -> CertificateDer<'static> {
 /// (and only `versions`, when given).
 async fn connect(
     app: &TestApp,
-    trusted: &[CertificateDer<'static>],
+    trusted: &[&CertificateDer<'static>],
     alpn: &[&[u8]],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in trusted {
-        roots.add(cert.clone()).expect("a usable trust anchor");
+        roots.add((*cert).clone()).expect("a usable trust anchor");
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider);
@@ -147,7 +147,7 @@ async fn alpn_negotiates_http2_and_http1_and_tls_1_2_is_still_served() {
     let app = spawn_app();
     let cert = served_cert_file(&app);
 
-    let h2 = connect(&app, &[cert.clone()], &[H2, HTTP1], &[])
+    let h2 = connect(&app, &[&cert], &[H2, HTTP1], &[])
         .await
         .expect("a handshake offering h2");
     assert_eq!(h2.get_ref().1.alpn_protocol(), Some(H2));
@@ -156,13 +156,13 @@ async fn alpn_negotiates_http2_and_http1_and_tls_1_2_is_still_served() {
         Some(rustls::ProtocolVersion::TLSv1_3)
     );
 
-    let mut http1 = connect(&app, &[cert.clone()], &[HTTP1], &[])
+    let mut http1 = connect(&app, &[&cert], &[HTTP1], &[])
         .await
         .expect("a handshake offering only http/1.1");
     assert_eq!(http1.get_ref().1.alpn_protocol(), Some(HTTP1));
     assert_eq!(healthz_http1(&mut http1).await, "HTTP/1.1 200 OK");
 
-    let mut tls12 = connect(&app, &[cert], &[HTTP1], &[&rustls::version::TLS12])
+    let mut tls12 = connect(&app, &[&cert], &[HTTP1], &[&rustls::version::TLS12])
         .await
         .expect("a TLS 1.2 handshake");
     assert_eq!(
@@ -181,7 +181,7 @@ async fn a_certificate_replaced_on_disk_is_served_to_new_connections_while_open_
     let old = served_cert_file(&app);
     // An HTTP/1.1 connection kept alive across the swap, and the harness's HTTP/2 client, which
     // trusts only the old certificate: it can succeed afterwards only on its open connection.
-    let mut kept = connect(&app, &[old.clone()], &[HTTP1], &[])
+    let mut kept = connect(&app, &[&old], &[HTTP1], &[])
         .await
         .expect("a connection before the swap");
     assert_eq!(peer_cert(&kept), old);
@@ -192,7 +192,7 @@ async fn a_certificate_replaced_on_disk_is_served_to_new_connections_while_open_
     assert_ne!(new, old);
     let deadline = Instant::now() + RELOAD_DEADLINE;
     loop {
-        let fresh = connect(&app, &[old.clone(), new.clone()], &[HTTP1], &[])
+        let fresh = connect(&app, &[&old, &new], &[HTTP1], &[])
             .await
             .expect("a new connection during the swap");
         if peer_cert(&fresh) == new {
@@ -209,14 +209,14 @@ async fn a_certificate_replaced_on_disk_is_served_to_new_connections_while_open_
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 
-    let mut fresh = connect(&app, &[new.clone()], &[H2, HTTP1], &[])
+    let mut fresh = connect(&app, &[&new], &[H2, HTTP1], &[])
         .await
         .expect("a new connection trusting only the new certificate");
     assert_eq!(peer_cert(&fresh), new);
     assert_eq!(fresh.get_ref().1.alpn_protocol(), Some(H2));
     fresh.shutdown().await.ok();
     assert!(
-        connect(&app, &[old.clone()], &[HTTP1], &[]).await.is_err(),
+        connect(&app, &[&old], &[HTTP1], &[]).await.is_err(),
         "a new connection must not get the old certificate"
     );
 
@@ -247,7 +247,7 @@ async fn a_bad_pair_is_refused_and_the_current_certificate_kept_until_sighup_loa
     .expect("write");
     fs::rename(dir.join("key.pem.new"), dir.join("key.pem")).expect("replace the key");
     wait_for_log_line(&app, &["TLS certificate not reloaded", "files changed"]).await;
-    let fresh = connect(&app, &[old.clone()], &[HTTP1], &[])
+    let fresh = connect(&app, &[&old], &[HTTP1], &[])
         .await
         .expect("the old certificate is still served");
     assert_eq!(peer_cert(&fresh), old);
@@ -257,7 +257,7 @@ async fn a_bad_pair_is_refused_and_the_current_certificate_kept_until_sighup_loa
     fs::write(dir.join("key.pem"), good).expect("restore the key");
     app.signal("HUP");
     wait_for_log_line(&app, &["TLS certificate reloaded", "SIGHUP"]).await;
-    let mut fresh = connect(&app, &[old.clone()], &[HTTP1], &[])
+    let mut fresh = connect(&app, &[&old], &[HTTP1], &[])
         .await
         .expect("the repaired pair is served");
     assert_eq!(healthz_http1(&mut fresh).await, "HTTP/1.1 200 OK");

@@ -75,8 +75,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let (listener, addr) = bind(config.listen)?;
     // The connection cap sits under TLS: a connection over the cap is closed before any handshake.
     let limit = ConnectionLimit::new(DefaultAcceptor, config.limits.max_connections);
-    let acceptor =
-        RustlsAcceptor::new(RustlsConfig::from_config(tls_config)).acceptor(limit.clone());
+    let served_tls = RustlsConfig::from_config(tls_config);
+    let tls_reload = tokio::spawn(tls::reload_on_change(
+        served_tls.clone(),
+        cert.clone(),
+        key.clone(),
+    ));
+    let acceptor = RustlsAcceptor::new(served_tls).acceptor(limit.clone());
     let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
     let mut server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Listen { addr, source })?
@@ -119,6 +124,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     for server in servers {
         let _ = server.await;
     }
+    tls_reload.abort();
     // The fleet holds an event sender: it must be gone before delivery waits for the last event.
     let _ = stop_routing.send(true);
     let _ = routing.await;

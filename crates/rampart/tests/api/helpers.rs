@@ -421,6 +421,24 @@ impl TestApp {
         }
     }
 
+    /// Sends a signal (`HUP`, `TERM`...) to the server without waiting for anything.
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .expect("the kill command runs");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("poll the server process").is_none(),
+            None => false,
+        }
+    }
+
     /// Starts the server again on the same data directory (a new port). No key is printed
     /// again; the one we have keeps working.
     pub fn restart(&mut self) {

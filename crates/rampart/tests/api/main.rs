@@ -17,3 +17,4 @@ mod operations;
 mod reply;
 mod routing_config;
 mod sandbox;
+mod tls;

@@ -34,6 +34,9 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/sqlite/0002_routing.sql"
     )),
     M::up(include_str!("../../../../migrations/sqlite/0003_audit.sql")),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0004_early_receipts.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.

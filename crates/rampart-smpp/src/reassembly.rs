@@ -119,7 +119,19 @@ impl Reassembler {
             total: concat.total,
         };
         if part.payload.len() > self.limits.max_part_bytes {
-            self.drop_message(&key, DropReason::PartBytes);
+            if self.pending.contains_key(&key) {
+                self.drop_message(&key, DropReason::PartBytes);
+            } else {
+                // Nothing waits yet, but the message this part opens can never be whole.
+                self.dropped += 1;
+                tracing::warn!(
+                    source = %mask(&part.source.addr),
+                    destination = %mask(&part.destination.addr),
+                    reference = key.reference,
+                    reason = DropReason::PartBytes.as_str(),
+                    "dropping an incomplete MO message"
+                );
+            }
             return None;
         }
         let charge = part.payload.len() + PART_OVERHEAD;
@@ -384,6 +396,9 @@ mod tests {
         assert_eq!(reassembler.pending_len(), 0);
         assert_eq!(reassembler.bytes_held(), 0);
         assert_eq!(reassembler.dropped_total(), 1);
+        assert_eq!(reassembler.push(part(2, 2, 1, &[0; 101]), now), None);
+        assert_eq!(reassembler.pending_len(), 0);
+        assert_eq!(reassembler.dropped_total(), 2);
     }
 
     #[test]

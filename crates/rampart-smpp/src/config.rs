@@ -59,6 +59,63 @@ impl TlsConfig {
     }
 }
 
+/// Bounds on what the SMSC can make the client hold while multi-part MO messages wait for
+/// their missing parts. The SMSC (or anyone in the middle of a plaintext link) is untrusted:
+/// parts that never complete must not grow memory. When a bound is hit the oldest waiting
+/// messages are dropped (counted in [`crate::LinkStatus::mo_dropped_total`]).
+///
+/// Bytes are counted as payload bytes plus [`PART_OVERHEAD`] for each part and each message
+/// held, so a flood of empty parts is bounded too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReassemblyLimits {
+    /// Most messages waiting for parts at once (default 1,024).
+    pub max_pending_messages: usize,
+    /// Largest part kept (default 1 KiB). A `short_message` carries at most 254 bytes (290
+    /// septets once GSM-7 is unpacked); only a part in `message_payload` can be larger, and a
+    /// message split into parts has no reason to be. A message with a larger part is dropped.
+    pub max_part_bytes: usize,
+    /// Most bytes one message may gather (default 64 KiB: 255 full `short_message` parts). A
+    /// message that grows past it is dropped.
+    pub max_message_bytes: usize,
+    /// Most bytes held across all waiting messages (default 4 MiB).
+    pub max_total_bytes: usize,
+    /// How long the first part of a message waits for the others (default 600 s).
+    pub part_ttl: Duration,
+}
+
+/// Bookkeeping bytes charged for every part and every message held, on top of the payload.
+pub const PART_OVERHEAD: usize = 64;
+
+impl Default for ReassemblyLimits {
+    fn default() -> Self {
+        Self {
+            max_pending_messages: 1024,
+            max_part_bytes: 1024,
+            max_message_bytes: 64 * 1024,
+            max_total_bytes: 4 * 1024 * 1024,
+            part_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+impl ReassemblyLimits {
+    fn validate(&self) -> Result<(), SmppError> {
+        let invalid = |message: &str| Err(SmppError::InvalidConfig(message.into()));
+        if self.max_pending_messages == 0 || self.part_ttl.is_zero() {
+            return invalid("reassembly max_pending_messages and part_ttl must be positive");
+        }
+        if self.max_part_bytes == 0
+            || self.max_part_bytes > self.max_message_bytes
+            || self.max_message_bytes > self.max_total_bytes
+        {
+            return invalid(
+                "reassembly byte caps must satisfy 0 < max_part_bytes <= max_message_bytes <= max_total_bytes",
+            );
+        }
+        Ok(())
+    }
+}
+
 /// One SMSC account. Build with [`SmppConfig::new`] and adjust the public fields.
 #[derive(Debug, Clone)]
 pub struct SmppConfig {
@@ -102,6 +159,8 @@ pub struct SmppConfig {
     pub gsm7_packed: bool,
     /// How multipart messages are sent.
     pub concatenation: Concatenation,
+    /// Bounds on multi-part MO messages waiting for their parts.
+    pub reassembly: ReassemblyLimits,
 }
 
 impl SmppConfig {
@@ -131,6 +190,7 @@ impl SmppConfig {
             max_throttle_retries: 8,
             gsm7_packed: false,
             concatenation: Concatenation::default(),
+            reassembly: ReassemblyLimits::default(),
         }
     }
 
@@ -168,7 +228,7 @@ impl SmppConfig {
         {
             return invalid("tls.server_name is empty".into());
         }
-        Ok(())
+        self.reassembly.validate()
     }
 }
 
@@ -217,6 +277,19 @@ mod tests {
         assert!(config.validate().is_err());
         let mut config = valid();
         config.max_rate = Some(0);
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn reassembly_caps_must_nest() {
+        let mut config = valid();
+        config.reassembly.max_part_bytes = config.reassembly.max_message_bytes + 1;
+        assert!(config.validate().is_err());
+        let mut config = valid();
+        config.reassembly.max_message_bytes = config.reassembly.max_total_bytes + 1;
+        assert!(config.validate().is_err());
+        let mut config = valid();
+        config.reassembly.max_pending_messages = 0;
         assert!(config.validate().is_err());
     }
 }

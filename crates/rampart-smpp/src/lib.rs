@@ -37,7 +37,7 @@ mod udh;
 
 pub use client::{SmppClient, SmppHandle};
 pub use codes::{DATA_CODING_GSM7, DATA_CODING_UCS2};
-pub use config::{BindMode, Concatenation, SmppConfig, TlsConfig};
+pub use config::{BindMode, Concatenation, PART_OVERHEAD, ReassemblyLimits, SmppConfig, TlsConfig};
 pub use error::SmppError;
 pub use message::{Address, LinkState, LinkStatus, SmppEvent, Submission};
 pub use receipt::ReceiptState;

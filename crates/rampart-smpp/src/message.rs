@@ -261,6 +261,9 @@ pub struct LinkStatus {
     /// `submit_sm` that did not end in acceptance: refusals (throttling included), response
     /// timeouts and parts lost with the link.
     pub errors_total: u64,
+    /// Incomplete multi-part MO messages dropped since the client started: parts that never
+    /// all arrived in time, or that hit a [`crate::ReassemblyLimits`] cap.
+    pub mo_dropped_total: u64,
     /// Parts accepted per second, averaged over the last 10 seconds.
     pub throughput: f64,
 }

@@ -20,6 +20,7 @@ pub(crate) struct Stats {
     in_flight: AtomicUsize,
     submitted_total: AtomicU64,
     errors_total: AtomicU64,
+    mo_dropped_total: AtomicU64,
     throughput: Mutex<ThroughputRing>,
 }
 
@@ -30,12 +31,18 @@ impl Stats {
             in_flight: AtomicUsize::new(0),
             submitted_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
+            mo_dropped_total: AtomicU64::new(0),
             throughput: Mutex::new(ThroughputRing::new(now)),
         }
     }
 
     pub(crate) fn set_bound(&self, bound: bool) {
         self.bound.store(bound, Ordering::Relaxed);
+    }
+
+    /// Incomplete MO messages dropped by reassembly so far (the reassembler keeps the count).
+    pub(crate) fn set_mo_dropped(&self, total: u64) {
+        self.mo_dropped_total.store(total, Ordering::Relaxed);
     }
 
     pub(crate) fn sent(&self) {
@@ -66,6 +73,7 @@ impl Stats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             submitted_total: self.submitted_total.load(Ordering::Relaxed),
             errors_total: self.errors_total.load(Ordering::Relaxed),
+            mo_dropped_total: self.mo_dropped_total.load(Ordering::Relaxed),
             throughput,
         }
     }

@@ -39,7 +39,7 @@ pub(crate) async fn run_supervisor(
 ) {
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min_backoff, config.reconnect_max_backoff);
-    let mut reassembler = Reassembler::default();
+    let mut reassembler = Reassembler::new(config.reassembly);
     let mut tasks = JoinSet::new();
     while !shared.stopping.is_cancelled() && !jobs.is_closed() {
         let established = tokio::select! {
@@ -196,7 +196,9 @@ async fn answer_incoming(
             match read_deliver_sm(deliver, shared.config.gsm7_packed) {
                 Delivery::Receipt(event) => shared.emit(event).await,
                 Delivery::Part(part) => {
-                    if let Some(event) = reassembler.push(part, std::time::Instant::now()) {
+                    let completed = reassembler.push(part, std::time::Instant::now());
+                    shared.stats.set_mo_dropped(reassembler.dropped_total());
+                    if let Some(event) = completed {
                         shared.emit(event).await;
                     }
                 }

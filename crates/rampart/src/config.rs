@@ -125,6 +125,12 @@ pub struct Delivery {
     pub retry_max_ms: u64,
     /// Messages claimed from the queue at once.
     pub claim_batch: usize,
+    /// Most receipts kept per connector while they wait for the carrier id they name (a
+    /// receipt may beat its `submit_sm_resp`); beyond it the oldest go. Receipts for ids we
+    /// never sent (a confused or hostile carrier) end up here, so it must be bounded.
+    pub early_receipts_max_per_connector: usize,
+    /// Receipts waiting longer than this for their carrier id are dropped.
+    pub early_receipts_max_age_ms: u64,
 }
 
 /// The simulated carrier.
@@ -187,6 +193,8 @@ impl Default for Delivery {
             retry_base_ms: 1_000,
             retry_max_ms: 300_000,
             claim_batch: 256,
+            early_receipts_max_per_connector: 10_000,
+            early_receipts_max_age_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -20,6 +20,13 @@
 //   {"cmd":"mo","source":"447700900001","destination":"12345","data_coding":0,
 //    "esm_class":0,"short_message_hex":"...","tlvs":{"sar_msg_ref_num":1,...}}
 //   {"cmd":"enquire_link"}      send enquire_link to every bound session
+//   {"cmd":"flood_mo","messages":M,"parts":P,"total":T,"part_bytes":B}
+//                               hostile: parts 1..P (P < T) of M concatenated MO messages (UDH
+//                               with a 16-bit reference) that never complete; records
+//                               "flood_done" once every deliver_sm is answered
+//   {"cmd":"flood_receipts","count":N}
+//                               hostile: N delivery receipts for ids never issued (bogus-0..),
+//                               then "flood_done"
 'use strict';
 
 const fs = require('fs');
@@ -229,6 +236,70 @@ function sendMo(command) {
   record({ event: 'mo_sent' });
 }
 
+// Sends `pdus` as deliver_sm to the receiver, and records "flood_done" once all are answered.
+function flood(kind, pdus) {
+  const target = receiverFor(null);
+  if (!target) {
+    record({ event: 'flood_dropped', kind, reason: 'no receiver bound' });
+    return;
+  }
+  let answered = 0;
+  let failed = 0;
+  for (const pdu of pdus) {
+    target.session.deliver_sm(pdu, (resp) => {
+      answered += 1;
+      if (resp.command_status !== 0) {
+        failed += 1;
+      }
+      if (answered === pdus.length) {
+        record({ event: 'flood_done', kind, answered, failed });
+      }
+    });
+  }
+}
+
+function floodMo(command) {
+  const pdus = [];
+  const body = Buffer.alloc(command.part_bytes || 100, 0x41);
+  for (let message = 0; message < command.messages; message += 1) {
+    for (let sequence = 1; sequence <= command.parts; sequence += 1) {
+      const udh = Buffer.from([0x06, 0x08, 0x04, (message >> 8) & 0xff, message & 0xff,
+        command.total, sequence]);
+      pdus.push({
+        source_addr_ton: 1,
+        source_addr_npi: 1,
+        source_addr: '447700900001',
+        dest_addr_ton: 0,
+        dest_addr_npi: 1,
+        destination_addr: '12345',
+        esm_class: 0x40,
+        data_coding: 0x04,
+        short_message: Buffer.concat([udh, body]),
+      });
+    }
+  }
+  flood('mo', pdus);
+}
+
+function floodReceipts(command) {
+  const pdus = [];
+  for (let n = 0; n < command.count; n += 1) {
+    const text = `id:bogus-${n} sub:001 dlvr:001 submit date:2501011200 done date:2501011201 stat:DELIVRD err:000 text:`;
+    pdus.push({
+      source_addr_ton: 1,
+      source_addr_npi: 1,
+      source_addr: '447700900001',
+      dest_addr_ton: 5,
+      dest_addr_npi: 0,
+      destination_addr: 'Rampart',
+      esm_class: 0x04,
+      data_coding: 0,
+      short_message: Buffer.from(text, 'ascii'),
+    });
+  }
+  flood('receipts', pdus);
+}
+
 function onControl(line) {
   if (!line.trim()) {
     return;
@@ -242,6 +313,10 @@ function onControl(line) {
   }
   if (command.cmd === 'mo') {
     sendMo(command);
+  } else if (command.cmd === 'flood_mo') {
+    floodMo(command);
+  } else if (command.cmd === 'flood_receipts') {
+    floodReceipts(command);
   } else if (command.cmd === 'enquire_link') {
     for (const state of sessions) {
       state.session.enquire_link({}, (resp) => {

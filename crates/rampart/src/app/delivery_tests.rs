@@ -30,6 +30,9 @@ const UK_NUMBER: &str = "+447911123456";
 const FRENCH_NUMBER: &str = "+33612345678";
 const RETRY_BASE_MS: Millis = 4_000;
 const MAX_ATTEMPTS: u32 = 3;
+/// Early receipts kept per connector on the bench (small, so tests reach it).
+const EARLY_RECEIPTS_CAP: usize = 50;
+const EARLY_RECEIPTS_MAX_AGE_MS: Millis = 3_600_000;
 /// Long enough for two GSM-7 segments.
 const TWO_PART_BODY: &str = "This reminder is long enough to need two segments, because one segment holds only one hundred and sixty characters of the GSM seven-bit alphabet, and this has more.";
 
@@ -92,6 +95,8 @@ impl Connector for TestCarrier {
             window: None,
             submitted: self.handed.lock().unwrap().len() as u64,
             errors: 0,
+            tls: None,
+            inbound_dropped: 0,
         }
     }
 
@@ -133,6 +138,8 @@ impl Bench {
                 retry_base_ms: RETRY_BASE_MS as u64,
                 retry_max_ms: 600_000,
                 claim_batch: 16,
+                early_receipts_max_per_connector: EARLY_RECEIPTS_CAP,
+                early_receipts_max_age_ms: EARLY_RECEIPTS_MAX_AGE_MS as u64,
             },
             ..Config::default()
         };

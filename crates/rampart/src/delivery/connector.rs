@@ -176,6 +176,10 @@ pub struct ConnectorStatus {
     pub window: Option<usize>,
     pub submitted: u64,
     pub errors: u64,
+    /// Whether the link to the carrier is encrypted, for connectors that have one.
+    pub tls: Option<bool>,
+    /// Incomplete multi-part inbound messages dropped (never completed, or over a memory cap).
+    pub inbound_dropped: u64,
 }
 
 /// A way out to carriers.

@@ -234,6 +234,13 @@ impl Fleet {
         match spawned {
             Ok(connector) => {
                 tracing::info!(connector = %row.name, host = %row.host, port = row.port, tls = row.tls, "connector started");
+                if !row.tls {
+                    tracing::warn!(
+                        connector = %row.name,
+                        host = %row.host,
+                        "SMPP connector without TLS: numbers, message bodies and the bind password cross the network in clear, and anyone on the path can inject receipts and inbound messages"
+                    );
+                }
                 self.running.insert(row.name.clone(), (row, connector));
             }
             // A connector that cannot start must not stop the others: its routes fail over.

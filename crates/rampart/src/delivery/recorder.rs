@@ -50,6 +50,8 @@ fn apply(
     events: &[ConnectorEvent],
     now: Millis,
 ) -> Result<(), DeliveryError> {
+    // Connectors that reported receipts in this batch: their early receipts are trimmed after.
+    let mut receipt_connectors: Vec<&str> = Vec::new();
     for event in events {
         match event {
             ConnectorEvent::Accepted {
@@ -80,6 +82,9 @@ fn apply(
             } => {
                 if let Some(state) = state.as_part_state() {
                     tx.apply_receipt(connector, provider_id, state, error_code.as_deref(), now)?;
+                    if !receipt_connectors.contains(&&**connector) {
+                        receipt_connectors.push(connector);
+                    }
                 }
             }
             ConnectorEvent::Inbound {
@@ -89,6 +94,35 @@ fn apply(
                 body,
             } => record_inbound(tx, sealer, connector, from, to, body, now)?,
         }
+    }
+    for connector in receipt_connectors {
+        trim_early_receipts(tx, config, connector, now)?;
+    }
+    Ok(())
+}
+
+/// Keeps `early_receipts` bounded in rows and age: receipts for ids never recorded (a confused
+/// or hostile carrier, or a man in the middle of plaintext SMPP) must not grow the database.
+fn trim_early_receipts(
+    tx: &Tx<'_>,
+    config: &config::Delivery,
+    connector: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let max_age = Millis::try_from(config.early_receipts_max_age_ms).unwrap_or(Millis::MAX);
+    let dropped = tx.trim_early_receipts(
+        connector,
+        now.saturating_sub(max_age),
+        config.early_receipts_max_per_connector,
+    )?;
+    if dropped > 0 {
+        metrics::counter!("rampart_early_receipts_dropped_total", "connector" => connector.to_owned())
+            .increment(dropped as u64);
+        tracing::warn!(
+            connector,
+            dropped,
+            "receipts for unknown carrier ids dropped (too old, or too many kept)"
+        );
     }
     Ok(())
 }

@@ -99,6 +99,8 @@ mod tests {
                 window: None,
                 submitted: 0,
                 errors: 0,
+                tls: None,
+                inbound_dropped: 0,
             }
         }
         fn shutdown(&self) -> BoxFuture<'_, ()> {

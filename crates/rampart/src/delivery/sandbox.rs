@@ -227,6 +227,8 @@ impl Connector for Sandbox {
             window: None,
             submitted: self.submitted.load(Ordering::Relaxed),
             errors: self.refused.load(Ordering::Relaxed),
+            tls: None,
+            inbound_dropped: 0,
         }
     }
 

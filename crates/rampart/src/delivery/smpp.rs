@@ -47,6 +47,8 @@ pub struct SmppConnector {
     name: Arc<str>,
     window: usize,
     payload_mode: bool,
+    /// Whether the link is TLS (plaintext SMPP exposes bodies, numbers and the bind password).
+    tls: bool,
     handle: Mutex<Option<SmppHandle>>,
     events: Mutex<Option<mpsc::Sender<ConnectorEvent>>>,
     in_flight: InFlightMap,
@@ -64,6 +66,7 @@ impl SmppConnector {
     ) -> Result<Arc<Self>, SmppSetupError> {
         let (smpp_events, smpp_rx) = mpsc::channel(SMPP_EVENT_QUEUE);
         let window = config.window;
+        let tls = config.tls.is_some();
         let payload_mode = config.concatenation == rampart_smpp::Concatenation::MessagePayload;
         let handle =
             SmppClient::spawn(config, smpp_events).map_err(|source| SmppSetupError::Client {
@@ -82,6 +85,7 @@ impl SmppConnector {
             name,
             window,
             payload_mode,
+            tls,
             handle: Mutex::new(Some(handle)),
             events: Mutex::new(Some(events)),
             in_flight,
@@ -243,6 +247,8 @@ impl Connector for SmppConnector {
             window: Some(self.window),
             submitted: link.as_ref().map_or(0, |l| l.submitted_total),
             errors: link.as_ref().map_or(0, |l| l.errors_total),
+            tls: Some(self.tls),
+            inbound_dropped: link.as_ref().map_or(0, |l| l.mo_dropped_total),
         }
     }
 

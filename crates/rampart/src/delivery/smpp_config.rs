@@ -49,6 +49,21 @@ pub struct SmppOptions {
     pub throttle_backoff_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_throttle_retries: Option<u32>,
+    /// Most multi-part inbound messages waiting for parts (default 1,024).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mo_max_pending: Option<usize>,
+    /// Largest inbound part kept while its message waits (default 1 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mo_max_part_bytes: Option<usize>,
+    /// Most bytes one waiting inbound message may gather (default 64 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mo_max_message_bytes: Option<usize>,
+    /// Most bytes held by all waiting inbound parts together (default 4 MiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mo_max_total_bytes: Option<usize>,
+    /// How long an inbound message waits for its missing parts (default 600 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mo_part_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +240,20 @@ pub fn build(
     if let Some(retries) = options.max_throttle_retries {
         config.max_throttle_retries = retries;
     }
+    let limits = &mut config.reassembly;
+    for (value, field) in [
+        (options.mo_max_pending, &mut limits.max_pending_messages),
+        (options.mo_max_part_bytes, &mut limits.max_part_bytes),
+        (options.mo_max_message_bytes, &mut limits.max_message_bytes),
+        (options.mo_max_total_bytes, &mut limits.max_total_bytes),
+    ] {
+        if let Some(value) = value {
+            *field = value;
+        }
+    }
+    if let Some(ttl) = options.mo_part_ttl_ms {
+        limits.part_ttl = ms(ttl);
+    }
     config.validate().map_err(|source| SmppSetupError::Client {
         name: row.name.clone(),
         source,
@@ -267,6 +296,28 @@ mod tests {
         assert_eq!(config.window, 10);
         assert_eq!(config.max_rate, Some(50));
         assert_eq!(config.tls.unwrap().server_name, "smsc.example");
+    }
+
+    #[test]
+    fn inbound_reassembly_caps_are_options_and_must_nest() {
+        let config = build(
+            &row(r#"{"mo_max_pending":16,"mo_max_total_bytes":100000,"mo_part_ttl_ms":5000}"#),
+            SecretString::from("secret"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.reassembly.max_pending_messages, 16);
+        assert_eq!(config.reassembly.max_total_bytes, 100_000);
+        assert_eq!(config.reassembly.part_ttl, Duration::from_secs(5));
+        assert_eq!(config.reassembly.max_part_bytes, 1024);
+        assert!(matches!(
+            build(
+                &row(r#"{"mo_max_total_bytes":1000}"#),
+                SecretString::from("secret"),
+                None
+            ),
+            Err(SmppSetupError::Client { .. })
+        ));
     }
 
     #[test]

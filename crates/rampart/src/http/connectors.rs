@@ -29,6 +29,10 @@ pub struct ConnectorView {
     pub submitted: u64,
     /// Refusals, timeouts and parts lost with the link since start.
     pub errors: u64,
+    /// Whether the link to the carrier is encrypted (SMPP only; absent for the sandbox). A
+    /// plaintext SMPP link exposes numbers, bodies and the bind password on the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
 }
 
 /// A route in force.
@@ -72,6 +76,7 @@ pub async fn list_connectors(
                 window: status.window,
                 submitted: status.submitted,
                 errors: status.errors,
+                tls: status.tls,
             }
         })
         .collect();

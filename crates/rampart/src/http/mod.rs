@@ -93,8 +93,10 @@ impl AppState {
                 .set(status.in_flight as f64);
             metrics::gauge!("rampart_connector_submitted", "connector" => name.clone())
                 .set(status.submitted as f64);
-            metrics::gauge!("rampart_connector_errors", "connector" => name)
+            metrics::gauge!("rampart_connector_errors", "connector" => name.clone())
                 .set(status.errors as f64);
+            metrics::gauge!("rampart_connector_inbound_dropped", "connector" => name)
+                .set(status.inbound_dropped as f64);
         }
     }
 }

@@ -35,6 +35,9 @@ const MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!("../../../../migrations/sqlite/0003_audit.sql")),
     M::up(include_str!(
+        "../../../../migrations/sqlite/0004_early_receipts.sql"
+    )),
+    M::up(include_str!(
         "../../../../migrations/sqlite/0005_access.sql"
     )),
 ];

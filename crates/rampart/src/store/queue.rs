@@ -75,6 +75,15 @@ pub trait Queue {
     ) -> Result<(), StoreError>;
     /// Parts sent through `connector` that have no final receipt yet.
     fn awaiting_receipts(&self, connector: &str) -> Result<Vec<AwaitingReceipt>, StoreError>;
+    /// Bounds the receipts kept for ids not recorded yet (a carrier can send receipts for ids
+    /// we never sent): drops every connector's receipts received before `received_before`,
+    /// then `connector`'s oldest beyond `max_rows`. Returns how many rows went.
+    fn trim_early_receipts(
+        &self,
+        connector: &str,
+        received_before: Millis,
+        max_rows: usize,
+    ) -> Result<usize, StoreError>;
 }
 
 impl Queue for Db<'_> {
@@ -269,6 +278,30 @@ impl Queue for Db<'_> {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn trim_early_receipts(
+        &self,
+        connector: &str,
+        received_before: Millis,
+        max_rows: usize,
+    ) -> Result<usize, StoreError> {
+        let stale = self
+            .conn()
+            .prepare_cached("DELETE FROM early_receipts WHERE received_at < ?1")?
+            .execute([received_before])?;
+        let excess = self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM early_receipts WHERE connector = ?1 AND provider_id IN \
+                 (SELECT provider_id FROM early_receipts WHERE connector = ?1 \
+                  ORDER BY received_at DESC, provider_id DESC LIMIT -1 OFFSET ?2)",
+            )?
+            .execute(params![
+                connector,
+                i64::try_from(max_rows).unwrap_or(i64::MAX)
+            ])?;
+        Ok(stale + excess)
     }
 }
 

@@ -159,6 +159,11 @@ pub struct Rampart {
 impl Rampart {
     /// Starts `rampart serve` on `dir` (first start: it prints the default account's key).
     pub fn start(dir: DataDir) -> Self {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// [`Rampart::start`] with extra environment variables (configuration overrides).
+    pub fn start_with_env(dir: DataDir, env: &[(&str, &str)]) -> Self {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -167,6 +172,7 @@ impl Rampart {
         let mut child = command(&dir.path)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("RAMPART_LOG", "info,rampart=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -306,6 +312,26 @@ impl Rampart {
 
     pub async fn wait_until_bound(&self, name: &str) -> Value {
         self.wait_for_connector(name, |c| c["up"] == true).await
+    }
+
+    /// The server process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// Runs one query on the server's database (read-only, beside the running server).
+    pub fn query_count(&self, sql: &str) -> i64 {
+        let db = rusqlite::Connection::open_with_flags(
+            self.dir.path.join("rampart.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        db.query_row(sql, [], |row| row.get(0)).unwrap()
     }
 
     /// The server's log so far, for failure messages.

@@ -31,6 +31,13 @@ async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart(
     let carrier = app.wait_until_bound("carrier").await;
     assert_eq!(carrier["kind"], "smpp");
     assert_eq!(carrier["window"], 8);
+    assert_eq!(carrier["tls"], false, "{carrier}");
+    assert!(
+        app.log().contains("SMPP connector without TLS"),
+        "a plaintext SMPP connector is warned about at start"
+    );
+    let sandbox = app.wait_for_connector("sandbox", |c| c.is_object()).await;
+    assert!(sandbox.get("tls").is_none(), "{sandbox}");
     let listed = app.dir.cli(&["connector", "list"]);
     assert!(listed.contains("carrier\tsmpp\t127.0.0.1:"), "{listed}");
     assert!(

@@ -157,7 +157,13 @@ async fn tls_bind_delivers_only_to_an_smsc_whose_certificate_is_trusted() {
         "1",
     ]);
     let app = Rampart::start(dir);
-    app.wait_until_bound("secure").await;
+    let secure = app.wait_until_bound("secure").await;
+    assert_eq!(secure["tls"], true, "{secure}");
+    assert!(
+        !app.log().contains("SMPP connector without TLS"),
+        "{}",
+        app.log()
+    );
 
     let ids = app.send(json!("+447911123456"), "over TLS").await;
     app.wait_for_status(&ids[0], &["delivered"]).await;

@@ -345,3 +345,65 @@ async fn answers_about_a_message_that_is_no_longer_sending_change_nothing() {
     assert_eq!(message.status, "failed");
     assert_eq!(bench.next_due(), None);
 }
+
+fn delivered(connector: &str, provider_id: &str) -> ConnectorEvent {
+    receipt(connector, provider_id, ReceiptState::Delivered, None)
+}
+
+#[tokio::test]
+async fn an_early_receipt_within_bounds_settles_its_message_once_accepted() {
+    let bench = Bench::new().await;
+    let id = bench.send(UK_NUMBER, "early").await;
+    bench.round().await;
+    bench.record(vec![delivered("uk", "early-1")]).await;
+    bench.advance(EARLY_RECEIPTS_MAX_AGE_MS - 1);
+    bench.record(vec![delivered("uk", "other")]).await;
+
+    bench.record(vec![accepted(&id, "uk", &["early-1"])]).await;
+
+    assert_eq!(bench.message(&id).status, "delivered");
+}
+
+#[tokio::test]
+async fn early_receipts_older_than_the_limit_are_purged() {
+    let bench = Bench::new().await;
+    let id = bench.send(UK_NUMBER, "late").await;
+    bench.round().await;
+    bench.record(vec![delivered("uk", "stale-1")]).await;
+    bench.advance(EARLY_RECEIPTS_MAX_AGE_MS + 1);
+    // Any later receipt (here on another connector) trims every connector's stale rows.
+    bench.record(vec![delivered("world", "unknown")]).await;
+
+    bench.record(vec![accepted(&id, "uk", &["stale-1"])]).await;
+
+    assert_eq!(bench.message(&id).status, "sent");
+    assert_eq!(bench.awaiting("uk"), vec!["stale-1"]);
+}
+
+#[tokio::test]
+async fn early_receipts_beyond_the_cap_push_out_the_oldest() {
+    let bench = Bench::new().await;
+    let oldest = bench.send(UK_NUMBER, "oldest").await;
+    let newest = bench.send(UK_NUMBER, "newest").await;
+    bench.round().await;
+    bench.record(vec![delivered("uk", "bogus-oldest")]).await;
+    bench.advance(1);
+    let flood: Vec<ConnectorEvent> = (0..EARLY_RECEIPTS_CAP * 3)
+        .map(|n| delivered("uk", &format!("bogus-{n}")))
+        .collect();
+    bench.record(flood).await;
+    // Another connector's rows count against its own cap, not this one's.
+    bench.record(vec![delivered("world", "w-1")]).await;
+    bench.advance(1);
+    bench.record(vec![delivered("uk", "bogus-newest")]).await;
+
+    bench
+        .record(vec![
+            accepted(&oldest, "uk", &["bogus-oldest"]),
+            accepted(&newest, "uk", &["bogus-newest"]),
+        ])
+        .await;
+
+    assert_eq!(bench.message(&oldest).status, "sent");
+    assert_eq!(bench.message(&newest).status, "delivered");
+}

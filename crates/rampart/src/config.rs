@@ -28,6 +28,7 @@ pub struct Config {
     pub log_format: String,
     pub limits: Limits,
     pub network: Network,
+    pub rate_limits: RateLimits,
     pub messaging: Messaging,
     pub delivery: Delivery,
     pub sandbox: Sandbox,
@@ -104,6 +105,17 @@ pub struct Network {
     pub denied_ips: Vec<String>,
 }
 
+/// Requests per second per API key and per account (0: no limit). Over the limit a request
+/// gets 429 with `Retry-After`. The burst is how many may come at once (0: one second's worth).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    pub key_per_second: u32,
+    pub key_burst: u32,
+    pub account_per_second: u32,
+    pub account_burst: u32,
+}
+
 /// Message shape rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -155,6 +167,7 @@ impl Default for Config {
             log_format: "text".into(),
             limits: Limits::default(),
             network: Network::default(),
+            rate_limits: RateLimits::default(),
             messaging: Messaging::default(),
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),

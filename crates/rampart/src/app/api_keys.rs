@@ -81,6 +81,13 @@ impl App {
                 "this API key may not be used from this address",
             ));
         }
+        self.rate_limits
+            .check(&stored.id, &stored.account_id)
+            .map_err(|limited| {
+                metrics::counter!("rampart_rate_limited_total", "scope" => limited.scope)
+                    .increment(1);
+                AppError::RateLimited(limited)
+            })?;
         self.note_key_used(&stored.id, stored.last_used_at, now);
         Ok(caller)
     }

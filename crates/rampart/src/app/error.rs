@@ -2,6 +2,7 @@
 //! API to a problem document, the CLI to a message on stderr.
 
 use crate::data::KeyringError;
+use crate::network::rate_limit::Limited;
 use crate::store::StoreError;
 
 /// Why a use case did not do what was asked.
@@ -33,6 +34,9 @@ pub enum AppError {
     /// The request conflicts with the current state (HTTP 409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The caller is over a rate limit (HTTP 429 with `Retry-After`).
+    #[error("rate limit of the {} exceeded", .0.scope)]
+    RateLimited(Limited),
     /// The server is stopping and takes no more changes (HTTP 503).
     #[error("the server is shutting down")]
     ShuttingDown,

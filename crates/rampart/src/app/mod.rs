@@ -38,6 +38,7 @@ use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
 use crate::network::ip::{IpList, client_ip};
+use crate::network::rate_limit::RateLimits;
 use crate::policy::{AllowAll, Policy};
 use crate::store::accounts::DataKeyRecord;
 use crate::store::audit::AuditRecord;
@@ -59,6 +60,7 @@ pub struct App {
     trusted_proxies: IpList,
     /// Addresses refused on every authenticated request.
     denied_ips: IpList,
+    rate_limits: RateLimits,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -118,6 +120,7 @@ impl App {
             store.write_blocking(move |tx| tx.insert_data_key(&record, now))?;
         }
         Ok(Self {
+            rate_limits: RateLimits::new(&config.rate_limits),
             keys: KeyCache::new(&config.data_dir),
             config: Arc::new(config),
             store: Arc::new(store),

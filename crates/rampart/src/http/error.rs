@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::AppError;
+use crate::network::rate_limit::Limited;
 
 /// An error as the API reports it.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub struct ApiError {
     /// Extra members of the problem object (e.g. which field).
     pub field: Option<String>,
     pub retry_after: Option<u64>,
+    /// The limit in force, for a 429.
+    pub rate_limit_policy: Option<String>,
 }
 
 /// The problem document (RFC 9457).
@@ -43,6 +46,7 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             retry_after: None,
+            rate_limit_policy: None,
         }
     }
 
@@ -97,6 +101,27 @@ impl ApiError {
         e
     }
 
+    /// 429 with `Retry-After` (whole seconds, at least 1) and the limit in force as
+    /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+    pub fn rate_limited(limited: &Limited) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "over the {} limit of {} requests per second (burst {}); retry after the time in Retry-After",
+                limited.scope.replace('_', " "),
+                limited.per_second,
+                limited.burst
+            ),
+        );
+        e.retry_after = Some(limited.retry_after.as_secs_f64().ceil().max(1.0) as u64);
+        e.rate_limit_policy = Some(format!(
+            "{};w=1;burst={}",
+            limited.per_second, limited.burst
+        ));
+        e
+    }
+
     pub fn shutting_down() -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -132,6 +157,17 @@ impl IntoResponse for ApiError {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(policy) = self.rate_limit_policy.as_deref()
+            && let Ok(value) = HeaderValue::from_str(policy)
+        {
+            headers.insert("ratelimit-policy", value);
+            if let Some(seconds) = self.retry_after {
+                let now = format!("remaining=0, reset={seconds}");
+                if let Ok(value) = HeaderValue::from_str(&now) {
+                    headers.insert("ratelimit", value);
+                }
+            }
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -169,6 +205,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound(what) => Self::not_found(what),
             AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
             AppError::ShuttingDown => Self::shutting_down(),
+            AppError::RateLimited(limited) => Self::rate_limited(&limited),
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 Self::internal()

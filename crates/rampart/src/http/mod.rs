@@ -109,7 +109,8 @@ impl AppState {
         responses(
             openapi::BadRequest, openapi::Unauthorized, openapi::Forbidden, openapi::NotFound,
             openapi::Conflict, openapi::PayloadTooLarge, openapi::UnsupportedMediaType,
-            openapi::Unprocessable, openapi::RequestTimeout, openapi::InternalError,
+            openapi::Unprocessable, openapi::TooManyRequests, openapi::RequestTimeout,
+            openapi::InternalError,
             openapi::Unavailable
         )
     ),

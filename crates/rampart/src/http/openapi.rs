@@ -89,6 +89,12 @@ pub struct UnsupportedMediaType(pub Problem);
 #[response(content_type = "application/problem+json")]
 pub struct Unprocessable(pub Problem);
 
+/// Over the rate limit of the API key or its account (`rate_limited`): wait the seconds in
+/// `Retry-After`; `RateLimit-Policy` names the limit (requests per second and burst).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct TooManyRequests(pub Problem);
+
 /// The request took longer than the server's deadline (`request_timeout`; 10 s by default).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
@@ -125,6 +131,15 @@ impl utoipa::Modify for LayerAnswers {
                         .responses
                         .responses
                         .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
+                // Rate limits apply to callers with an API key.
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    let response = <TooManyRequests as ToResponse>::response().0;
+                    operation
+                        .responses
+                        .responses
+                        .entry("429".to_owned())
                         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
                 }
             }

@@ -3,4 +3,5 @@
 
 pub mod ip;
 pub mod limits;
+pub mod rate_limit;
 pub mod tls;

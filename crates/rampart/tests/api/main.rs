@@ -14,6 +14,7 @@ mod isolation;
 mod messages;
 mod openapi;
 mod operations;
+mod rate_limits;
 mod reply;
 mod routing_config;
 mod sandbox;

@@ -91,6 +91,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
     };
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config))
+        .handshake_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .acceptor(ConnectionLimit::new(DefaultAcceptor, caps));
     let server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Listen { addr, source })?

@@ -24,11 +24,16 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How much a closing connection reads at most before it closes anyway.
 const LINGER_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// Requests in flight on one connection, and when the last one ended.
+/// Milliseconds standing for "no request has ended yet".
+const NEVER: u64 = u64::MAX;
+
+/// Requests in flight on one connection, and when the last one ended. The idle timeout runs
+/// only from the end of the first request: before it, the TLS handshake timeout and the
+/// first-request timeout bound the connection (it may be still in its handshake).
 pub struct Activity {
     started: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds from `started` to the end of the last request (or 0).
+    /// Milliseconds from `started` to the end of the last request, or `NEVER`.
     last_done_ms: AtomicU64,
 }
 
@@ -37,17 +42,20 @@ impl Activity {
         Self {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            last_done_ms: AtomicU64::new(0),
+            last_done_ms: AtomicU64::new(NEVER),
         }
     }
 
-    /// When the connection becomes idle for `timeout`, or `None` while a request is in flight.
+    /// When the connection becomes idle for `timeout`; `None` while a request is in flight
+    /// or before the first one ended.
     fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        let last = Duration::from_millis(self.last_done_ms.load(Ordering::Acquire));
-        Some(self.started + last + timeout)
+        match self.last_done_ms.load(Ordering::Acquire) {
+            NEVER => None,
+            last => Some(self.started + Duration::from_millis(last) + timeout),
+        }
     }
 
     fn begin(self: &Arc<Self>) -> Busy {
@@ -68,9 +76,14 @@ pub struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         let elapsed = self.0.started.elapsed().as_millis();
-        self.0
+        let elapsed = u64::try_from(elapsed).unwrap_or(NEVER - 1).min(NEVER - 1);
+        // The later of two ends wins; `NEVER` (the start value) is replaced by any end.
+        let _ = self
+            .0
             .last_done_ms
-            .fetch_max(u64::try_from(elapsed).unwrap_or(u64::MAX), Ordering::AcqRel);
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                (last == NEVER || last < elapsed).then_some(elapsed)
+            });
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

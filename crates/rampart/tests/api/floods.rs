@@ -227,3 +227,29 @@ async fn a_client_over_its_connection_cap_is_refused_before_tls() {
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let app = spawn_app();
+    let mut stream = raw::connect(&app, b"http/1.1").await.expect("a connection");
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
+        "a".repeat(600 * 1024)
+    );
+    // The server may stop reading once it has answered.
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        tokio::time::sleep(RAW_DEADLINE).await;
+    });
+    let reply = tokio::time::timeout(RAW_DEADLINE, raw::read_reply(&mut reader, false))
+        .await
+        .expect("an answer in time");
+    sending.abort();
+    assert_eq!(reply.status, 431, "{reply:?}");
+    stream = match raw::connect(&app, b"http/1.1").await {
+        Ok(stream) => stream,
+        Err(e) => panic!("the server still takes connections: {e}"),
+    };
+    drop(stream);
+}

@@ -18,3 +18,4 @@ mod raw;
 mod reply;
 mod routing_config;
 mod sandbox;
+mod slow_clients;

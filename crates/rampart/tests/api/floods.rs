@@ -253,3 +253,19 @@ async fn oversized_headers_get_431() {
     };
     drop(stream);
 }
+
+#[tokio::test]
+async fn a_public_plaintext_listener_needs_an_explicit_opt_in() {
+    let refused = crate::helpers::serve_refused(&[("RAMPART_PLAINTEXT_LISTEN", "0.0.0.0:0")]);
+    assert!(
+        refused.contains("plaintext_allow_public"),
+        "the refusal names the setting: {refused}"
+    );
+    let loopback = spawn_app_with(&[("RAMPART_PLAINTEXT_LISTEN", "127.0.0.1:0")]);
+    assert_eq!(loopback.get("/healthz", "").await.status, StatusCode::OK);
+    let opted_in = spawn_app_with(&[
+        ("RAMPART_PLAINTEXT_LISTEN", "0.0.0.0:0"),
+        ("RAMPART_PLAINTEXT_ALLOW_PUBLIC", "true"),
+    ]);
+    assert_eq!(opted_in.get("/healthz", "").await.status, StatusCode::OK);
+}

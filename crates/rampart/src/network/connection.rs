@@ -259,3 +259,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Limited<S> {
         self.stream.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    fn limited(io: DuplexStream, idle: Duration) -> (Limited<DuplexStream>, Arc<Activity>) {
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let slot = Slot {
+            _total: permit,
+            _per_ip: None,
+        };
+        let activity = Arc::new(Activity::new());
+        (Limited::new(io, slot, activity.clone(), idle), activity)
+    }
+
+    #[tokio::test]
+    async fn a_closing_connection_reads_what_the_client_still_sends() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let (mut server, _) = limited(server, Duration::from_secs(60));
+        // More than the pipe holds: the client can finish only if the server keeps reading.
+        let uploading = tokio::spawn(async move {
+            let sent = client.write_all(&[b'x'; 64 * 1024]).await;
+            drop(client);
+            sent
+        });
+        server.shutdown().await.unwrap();
+        drop(server);
+        assert!(
+            uploading.await.unwrap().is_ok(),
+            "the client's upload was not cut"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_after_its_last_request_ends() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let (mut server, activity) = limited(server, Duration::from_secs(1));
+        drop(activity.begin());
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf)).await;
+        assert_eq!(read.unwrap().unwrap(), 0, "the idle connection ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_not_idle_while_a_request_is_in_flight() {
+        let (server, _client) = tokio::io::duplex(1024);
+        let (mut server, activity) = limited(server, Duration::from_secs(1));
+        drop(activity.begin());
+        let _busy = activity.begin();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), server.read(&mut buf)).await;
+        assert!(read.is_err(), "still open while a request is in flight");
+    }
+}

@@ -64,8 +64,8 @@ impl PeerIp for TcpStream {
 
 /// A connection's places under both caps, given back when it is dropped.
 pub struct Slot {
-    _total: OwnedSemaphorePermit,
-    _per_ip: Option<IpSlot>,
+    pub(super) _total: OwnedSemaphorePermit,
+    pub(super) _per_ip: Option<IpSlot>,
 }
 
 impl<I, S, A> Accept<I, S> for ConnectionLimit<A>

@@ -1,6 +1,7 @@
-//! Slow clients: connections that dribble their headers or sit idle are cut by their timeouts
-//! while a normal client is served throughout. Scaled down (200 of each) to stay quick; the
-//! timeouts are short through the environment.
+//! Slow clients: connections that dribble their headers or sit idle (HTTP/2, HTTP/1.1
+//! keep-alive) are cut by their timeouts while a normal client is served throughout. Scaled
+//! down (200 dribblers, 200 idle HTTP/2, 50 idle HTTP/1.1) to stay quick; the timeouts are
+//! short through the environment.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use crate::raw;
 
 const DRIBBLERS: usize = 200;
 const IDLE_HTTP2: usize = 200;
+const IDLE_HTTP1: usize = 50;
 /// A slow client gives up (and the test fails) if the server has not cut it by then.
 const GIVE_UP: Duration = Duration::from_secs(8);
 
@@ -92,6 +94,32 @@ async fn idle_http2(app: &TestApp, handshakes: &Semaphore) -> Result<(), String>
     }
 }
 
+/// Makes one HTTP/1.1 request on a keep-alive connection, then stays silent. `Ok` if the
+/// server closed the connection before `GIVE_UP`.
+async fn idle_http1(app: &TestApp, handshakes: &Semaphore) -> Result<(), String> {
+    let mut stream = connect(app, handshakes, b"http/1.1").await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    if let Err(e) = stream.write_all(request).await {
+        return Err(format!("could not send the request: {e}"));
+    }
+    let reply = raw::read_reply(&mut stream, false).await;
+    if reply.status != 200 {
+        return Err(format!("answered {reply:?}"));
+    }
+    let mut scratch = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(GIVE_UP, read_all)
+        .await
+        .map_err(|_| format!("still open after {GIVE_UP:?}"))
+}
+
 #[tokio::test]
 async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
     let app = spawn_app_with(&[
@@ -102,6 +130,7 @@ async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
     let handshakes = Semaphore::new(8);
     let dribblers = join_all((0..DRIBBLERS).map(|_| dribble_headers(&app, &handshakes)));
     let idlers = join_all((0..IDLE_HTTP2).map(|_| idle_http2(&app, &handshakes)));
+    let keep_alives = join_all((0..IDLE_HTTP1).map(|_| idle_http1(&app, &handshakes)));
     let normal = async {
         // Served throughout: until both floods are over, with a bound of its own.
         let mut served = 0;
@@ -117,7 +146,7 @@ async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
         }
         served
     };
-    let (dribbled, idled, served) = tokio::join!(dribblers, idlers, normal);
+    let (dribbled, idled, kept, served) = tokio::join!(dribblers, idlers, keep_alives, normal);
     let uncut = dribbled.iter().filter(|cut| !**cut).count();
     assert_eq!(
         uncut, 0,
@@ -127,6 +156,11 @@ async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
     assert!(
         uncut.is_empty(),
         "idle HTTP/2 clients not closed by the idle timeout: {uncut:?}"
+    );
+    let uncut: Vec<_> = kept.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        uncut.is_empty(),
+        "idle HTTP/1.1 keep-alive connections not closed: {uncut:?}"
     );
     assert!(served >= 20, "the normal client was served {served} times");
 }

@@ -19,6 +19,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// A plaintext HTTP listener; off unless the operator asks for one.
     pub plaintext_listen: Option<SocketAddr>,
+    /// Lets `plaintext_listen` bind a non-loopback address (refused otherwise).
+    pub plaintext_allow_public: bool,
     /// Certificate and key (PEM). Default: a self-signed pair in `<data_dir>/tls/`.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
@@ -92,6 +94,19 @@ pub struct Limits {
     pub max_in_flight_requests: usize,
     /// Open TCP connections at once; a connection beyond it is closed at once.
     pub max_connections: usize,
+    /// Open connections at once from one client address (an IPv6 client: its /64).
+    pub max_connections_per_ip: usize,
+    /// Open connections at once on the plaintext listener (its own cap).
+    pub plaintext_max_connections: usize,
+    /// A connection (HTTP/1.1 keep-alive or HTTP/2) with no request in flight for this long
+    /// is closed.
+    pub idle_connection_timeout_ms: u64,
+    /// An HTTP/2 connection that sent nothing for this long is pinged...
+    pub http2_keep_alive_interval_ms: u64,
+    /// ...and closed if the ping is not answered within this time.
+    pub http2_keep_alive_timeout_ms: u64,
+    /// Concurrent streams (requests) on one HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
 }
 
 /// Who may reach the server, by address.
@@ -161,6 +176,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./rampart-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             plaintext_listen: None,
+            plaintext_allow_public: false,
             tls_cert_file: None,
             tls_key_file: None,
             master_key_file: None,
@@ -186,6 +202,12 @@ impl Default for Limits {
             header_read_timeout_ms: 5_000,
             max_in_flight_requests: 4096,
             max_connections: 10_000,
+            max_connections_per_ip: 256,
+            plaintext_max_connections: 1_024,
+            idle_connection_timeout_ms: 60_000,
+            http2_keep_alive_interval_ms: 20_000,
+            http2_keep_alive_timeout_ms: 10_000,
+            http2_max_concurrent_streams: 128,
         }
     }
 }

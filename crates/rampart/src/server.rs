@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::delivery::sync::RoutingSync;
 use crate::delivery::{Delivery, DeliveryError};
 use crate::http::{self, AppState};
-use crate::network::limits::ConnectionLimit;
+use crate::network::limits::{ConnectionCaps, ConnectionLimit, plaintext_bind_allowed};
 use crate::network::tls::{self, TlsError};
 
 /// Why the server could not start or run.
@@ -34,6 +34,11 @@ pub enum ServerError {
     /// Only one of the certificate and key files is configured.
     #[error("set both tls_cert_file and tls_key_file, or neither")]
     HalfTls,
+    /// A plaintext listener on a non-loopback address without `plaintext_allow_public`.
+    #[error(
+        "plaintext_listen {0} is not a loopback address; set plaintext_allow_public = true to serve plaintext HTTP beyond this host"
+    )]
+    PublicPlaintext(SocketAddr),
     /// A listener could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -47,6 +52,11 @@ const EVENT_QUEUE: usize = 65_536;
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
+    if let Some(plain) = config.plaintext_listen
+        && !plaintext_bind_allowed(plain, config.plaintext_allow_public)
+    {
+        return Err(ServerError::PublicPlaintext(plain));
+    }
     tls::install_crypto_provider();
     let metrics = crate::monitor::metrics_handle();
     let app = Arc::new(tokio::task::block_in_place(|| App::open(config))?);
@@ -72,30 +82,31 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let router = http::app(state.clone());
 
     let handle: Handle<SocketAddr> = Handle::new();
+    let limits = &config.limits;
     let (listener, addr) = bind(config.listen)?;
-    // The connection cap sits under TLS: a connection over the cap is closed before any handshake.
-    let limit = ConnectionLimit::new(DefaultAcceptor, config.limits.max_connections);
+    // The connection caps sit under TLS: a connection over a cap is closed before any handshake.
+    let caps = ConnectionCaps {
+        max_total: limits.max_connections,
+        max_per_ip: limits.max_connections_per_ip,
+        idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
+    };
     let served_tls = RustlsConfig::from_config(tls_config);
     let tls_reload = tokio::spawn(tls::reload_on_change(
         served_tls.clone(),
         cert.clone(),
         key.clone(),
     ));
-    let acceptor = RustlsAcceptor::new(served_tls).acceptor(limit.clone());
-    let header_timeout = Duration::from_millis(config.limits.header_read_timeout_ms);
-    let mut server = axum_server::from_tcp(listener)
+    let acceptor = RustlsAcceptor::new(served_tls)
+        .handshake_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .acceptor(ConnectionLimit::new(DefaultAcceptor, caps));
+    let server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Listen { addr, source })?
         .acceptor(acceptor)
-        .handle(handle.clone())
-        .first_request_timeout(header_timeout);
-    server
-        .http_builder()
-        .http1()
-        .header_read_timeout(header_timeout);
+        .handle(handle.clone());
     let service = router
         .clone()
         .into_make_service_with_connect_info::<SocketAddr>();
-    let mut servers = vec![tokio::spawn(server.serve(service))];
+    let mut servers = vec![tokio::spawn(with_timeouts(server, limits).serve(service))];
     println!(
         "Rampart listening on https://{addr} (certificate: {})",
         cert.display()
@@ -106,15 +117,19 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         let (listener, plain_addr) = bind(plain)?;
         tracing::warn!(%plain_addr, "plaintext HTTP listener enabled by configuration");
         println!("Rampart listening on http://{plain_addr} (plaintext, as configured)");
+        let caps = ConnectionCaps {
+            max_total: limits.plaintext_max_connections,
+            ..caps
+        };
         let server = axum_server::from_tcp(listener)
             .map_err(|source| ServerError::Listen {
                 addr: plain,
                 source,
             })?
-            .acceptor(limit)
+            .acceptor(ConnectionLimit::new(DefaultAcceptor, caps))
             .handle(plain_handle);
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        servers.push(tokio::spawn(server.serve(service)));
+        servers.push(tokio::spawn(with_timeouts(server, limits).serve(service)));
     }
 
     shutdown_signal().await;
@@ -133,6 +148,24 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     app.close();
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The slow-client defences every listener has: a deadline for the first request and for each
+/// request's headers; HTTP/2 keep-alive pings, answered in time, and a cap on concurrent
+/// streams. (Idle connections are closed by the connection caps' wrapper.)
+fn with_timeouts<A>(
+    mut server: axum_server::Server<SocketAddr, A>,
+    limits: &crate::config::Limits,
+) -> axum_server::Server<SocketAddr, A> {
+    let header_timeout = Duration::from_millis(limits.header_read_timeout_ms);
+    let builder = server.http_builder();
+    builder.http1().header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .keep_alive_interval(Duration::from_millis(limits.http2_keep_alive_interval_ms))
+        .keep_alive_timeout(Duration::from_millis(limits.http2_keep_alive_timeout_ms))
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
+    server.first_request_timeout(header_timeout)
 }
 
 /// A non-blocking listener on `addr`, and the address it got (for port 0).

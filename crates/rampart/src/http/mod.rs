@@ -139,12 +139,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     router
 }
 
-/// The complete application with its protective layers.
+/// The complete application with its protective layers. The in-flight cap, load shedding and
+/// the refusal of oversized bodies wrap the whole router once (`Router::layer` would give each
+/// route its own cap); the response headers are set on every answer, those layers' included.
 pub fn app(state: AppState) -> Router {
     let config = state.app.config().clone();
     let limits = &config.limits;
     let (router, _) = api_router().split_for_parts();
-    router
+    let routes = router
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -155,18 +157,11 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn(observe))
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(overload_response))
-                .load_shed()
-                .concurrency_limit(limits.max_in_flight_requests)
-                .layer(deadline::DeadlineLayer::new(Duration::from_millis(
-                    limits.request_timeout_ms,
-                ))),
-        )
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal().into_response()
-        }))
+        .layer(deadline::DeadlineLayer::new(Duration::from_millis(
+            limits.request_timeout_ms,
+        )))
+        .with_state(state);
+    let guarded = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
@@ -175,11 +170,58 @@ pub fn app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .layer(middleware::from_fn_with_state(
+            limits.max_body_bytes,
+            refuse_oversized_body,
+        ))
+        .layer(HandleErrorLayer::new(overload_response))
+        .load_shed()
+        .concurrency_limit(limits.max_in_flight_requests)
+        .service(routes);
+    Router::new().fallback_service(guarded)
+}
+
+/// Refuses a body whose declared length is over the limit before a byte of it is read: no
+/// `100 Continue` is sent, and the connection layer closes (lingering) or resets the stream
+/// after the 413, so the client reads the answer instead of a reset.
+async fn refuse_oversized_body(
+    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max_body_bytes as u64 => {
+            metrics::counter!("rampart_http_oversized_bodies_total").increment(1);
+            let mut response = extract::payload_too_large().into_response();
+            if request.version() <= axum::http::Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+        _ => next.run(request).await,
+    }
 }
 
 async fn overload_response(err: tower::BoxError) -> ApiError {
@@ -198,12 +240,73 @@ async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = status_label(response.status());
     metrics::histogram!("rampart_http_request_seconds", "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("rampart_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
     response
+}
+
+/// The method as a metrics label, from a fixed set: a client cannot add label values.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The status as a metrics label: the codes the API answers with, others by class.
+fn status_label(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        503 => "503",
+        code => match code / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_labels_come_from_fixed_sets() {
+        let odd = axum::http::Method::from_bytes(b"X-PHONE-447911123456").unwrap();
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
+        assert_eq!(status_label(StatusCode::ACCEPTED), "202");
+        assert_eq!(status_label(StatusCode::IM_A_TEAPOT), "4xx");
+        assert_eq!(status_label(StatusCode::from_u16(599).unwrap()), "5xx");
+    }
 }

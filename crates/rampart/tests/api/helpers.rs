@@ -528,3 +528,39 @@ pub fn parse_rfc3339(text: &str) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("`{text}` is not RFC 3339: {e}"))
 }
+
+/// Runs `rampart serve` on a fresh data directory with `extra_env`, expecting it to refuse to
+/// start (bounded wait); returns what it wrote to stderr.
+pub fn serve_refused(extra_env: &[(&str, &str)]) -> String {
+    let root = tempfile::Builder::new()
+        .prefix("rampart-api-test")
+        .tempdir()
+        .expect("a temporary directory");
+    let env: Vec<(String, String)> = FAST_ENV
+        .iter()
+        .chain(extra_env)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let stderr_path = root.path().join("server.stderr");
+    let stderr = File::create(&stderr_path).expect("the server log file");
+    let mut child = server_command(&root.path().join("data"), &env)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("the rampart binary starts");
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the server process") {
+            assert!(!status.success(), "the server exited successfully");
+            return fs::read_to_string(&stderr_path).unwrap_or_default();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started instead of refusing");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}

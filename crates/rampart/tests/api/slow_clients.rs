@@ -1,0 +1,166 @@
+//! Slow clients: connections that dribble their headers or sit idle (HTTP/2, HTTP/1.1
+//! keep-alive) are cut by their timeouts while a normal client is served throughout. Scaled
+//! down (200 dribblers, 200 idle HTTP/2, 50 idle HTTP/1.1) to stay quick; the timeouts are
+//! short through the environment.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use crate::helpers::{TestApp, join_all, spawn_app_with};
+use crate::raw;
+
+const DRIBBLERS: usize = 200;
+const IDLE_HTTP2: usize = 200;
+const IDLE_HTTP1: usize = 50;
+/// A slow client gives up (and the test fails) if the server has not cut it by then.
+const GIVE_UP: Duration = Duration::from_secs(8);
+
+/// A few handshakes at a time: this test's client is one thread, and a handshake left waiting
+/// for it would be cut by the server's (short) handshake timeout.
+async fn connect(
+    app: &TestApp,
+    handshakes: &Semaphore,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let _turn = handshakes.acquire().await.expect("an open semaphore");
+    match raw::connect(app, alpn).await {
+        Ok(stream) => stream,
+        Err(e) => panic!("a slow client could not connect: {e}"),
+    }
+}
+
+/// Sends a request's headers a byte at a time, never ending them. True if the server cut the
+/// connection before `GIVE_UP`.
+async fn dribble_headers(app: &TestApp, handshakes: &Semaphore) -> bool {
+    let mut stream = connect(app, handshakes, b"http/1.1").await;
+    let started = Instant::now();
+    let head = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-slow: ";
+    let mut scratch = [0u8; 1024];
+    for i in 0.. {
+        if started.elapsed() > GIVE_UP {
+            return false;
+        }
+        let byte = head.get(i).copied().unwrap_or(b'a');
+        if stream.write_all(&[byte]).await.is_err() || stream.flush().await.is_err() {
+            return true;
+        }
+        // Anything from the server (an end, an error, a 408) means it gave up on us.
+        if let Ok(_read) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut scratch)).await
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Opens an HTTP/2 connection, makes one request, then stays silent. True if the server
+/// closed the connection before `GIVE_UP`; otherwise what happened.
+async fn idle_http2(app: &TestApp, handshakes: &Semaphore) -> Result<(), String> {
+    let mut stream = connect(app, handshakes, b"h2").await;
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+    // GET https://localhost/healthz, HPACK: indexed :method GET and :scheme https, literal
+    // :path and :authority with indexed names.
+    let mut block = vec![0x82, 0x87, 0x44, 8];
+    block.extend_from_slice(b"/healthz");
+    block.extend_from_slice(&[0x41, 9]);
+    block.extend_from_slice(b"localhost");
+    let length = u32::try_from(block.len())
+        .expect("a short block")
+        .to_be_bytes();
+    hello.extend_from_slice(&[length[1], length[2], length[3], 0x1, 0x5, 0, 0, 0, 1]);
+    hello.extend_from_slice(&block);
+    if let Err(e) = stream.write_all(&hello).await {
+        return Err(format!("could not send the request: {e}"));
+    }
+    let mut scratch = [0u8; 4096];
+    let mut answered = 0;
+    let read_all = async {
+        loop {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answered += n,
+            }
+        }
+    };
+    match tokio::time::timeout(GIVE_UP, read_all).await {
+        Ok(()) if answered > 0 => Ok(()),
+        Ok(()) => Err("closed without an answer".into()),
+        Err(_) => Err(format!("still open after {GIVE_UP:?}")),
+    }
+}
+
+/// Makes one HTTP/1.1 request on a keep-alive connection, then stays silent. `Ok` if the
+/// server closed the connection before `GIVE_UP`.
+async fn idle_http1(app: &TestApp, handshakes: &Semaphore) -> Result<(), String> {
+    let mut stream = connect(app, handshakes, b"http/1.1").await;
+    let request = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    if let Err(e) = stream.write_all(request).await {
+        return Err(format!("could not send the request: {e}"));
+    }
+    let reply = raw::read_reply(&mut stream, false).await;
+    if reply.status != 200 {
+        return Err(format!("answered {reply:?}"));
+    }
+    let mut scratch = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(GIVE_UP, read_all)
+        .await
+        .map_err(|_| format!("still open after {GIVE_UP:?}"))
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
+    let app = spawn_app_with(&[
+        ("RAMPART_LIMITS__HEADER_READ_TIMEOUT_MS", "1000"),
+        ("RAMPART_LIMITS__IDLE_CONNECTION_TIMEOUT_MS", "1000"),
+        ("RAMPART_LIMITS__MAX_CONNECTIONS_PER_IP", "1000"),
+    ]);
+    let handshakes = Semaphore::new(8);
+    let dribblers = join_all((0..DRIBBLERS).map(|_| dribble_headers(&app, &handshakes)));
+    let idlers = join_all((0..IDLE_HTTP2).map(|_| idle_http2(&app, &handshakes)));
+    let keep_alives = join_all((0..IDLE_HTTP1).map(|_| idle_http1(&app, &handshakes)));
+    let normal = async {
+        // Served throughout: until both floods are over, with a bound of its own.
+        let mut served = 0;
+        let started = Instant::now();
+        while started.elapsed() < GIVE_UP + Duration::from_secs(2) {
+            let reply = app.get("/healthz", "").await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            served += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if served >= 20 {
+                break;
+            }
+        }
+        served
+    };
+    let (dribbled, idled, kept, served) = tokio::join!(dribblers, idlers, keep_alives, normal);
+    let uncut = dribbled.iter().filter(|cut| !**cut).count();
+    assert_eq!(
+        uncut, 0,
+        "slow-header clients not cut by the header timeout"
+    );
+    let uncut: Vec<_> = idled.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        uncut.is_empty(),
+        "idle HTTP/2 clients not closed by the idle timeout: {uncut:?}"
+    );
+    let uncut: Vec<_> = kept.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        uncut.is_empty(),
+        "idle HTTP/1.1 keep-alive connections not closed: {uncut:?}"
+    );
+    assert!(served >= 20, "the normal client was served {served} times");
+}

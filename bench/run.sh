@@ -48,7 +48,9 @@ server_pid=
 results=$(mktemp /tmp/rampart-bench-results.XXXXXX)
 
 alive() {
-    [[ -e /proc/$1/status ]] && ! grep -q '^State:.*zombie' "/proc/$1/status"
+    local state
+    state=$(grep '^State:' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ $state != *zombie* ]]
 }
 
 # SIGTERM, then wait (SIGKILL after 15 s); prints the exit status. Idempotent.

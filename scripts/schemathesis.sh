@@ -56,7 +56,9 @@ log="$data_dir/server.log"
 server_pid=
 
 alive() {
-    [[ -e /proc/$1/status ]] && ! grep -q '^State:.*zombie' "/proc/$1/status"
+    local state
+    state=$(grep '^State:' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ $state != *zombie* ]]
 }
 
 # SIGTERM, then SIGKILL after 15 s; removes the data directory. Idempotent.

@@ -58,7 +58,9 @@ log="$work/server.log"
 server_pid=
 
 alive() {
-    [[ -e /proc/$1/status ]] && ! grep -q '^State:.*zombie' "/proc/$1/status"
+    local state
+    state=$(grep '^State:' "/proc/$1/status" 2>/dev/null) || return 1
+    [[ $state != *zombie* ]]
 }
 
 # SIGTERM, then SIGKILL after 15 s; removes the work directory. Idempotent.

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod oversized;
 pub mod system;
 pub mod whole_number;
 
@@ -185,43 +186,12 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal().into_response()
         }))
-        .layer(middleware::from_fn_with_state(
-            limits.max_body_bytes,
-            refuse_oversized_body,
-        ))
+        .layer(oversized::RefuseOversizedLayer::new(limits.max_body_bytes))
         .layer(HandleErrorLayer::new(overload_response))
         .load_shed()
         .concurrency_limit(limits.max_in_flight_requests)
         .service(routes);
     Router::new().fallback_service(guarded)
-}
-
-/// Refuses a body whose declared length is over the limit before a byte of it is read: no
-/// `100 Continue` is sent, and the connection layer closes (lingering) or resets the stream
-/// after the 413, so the client reads the answer instead of a reset.
-async fn refuse_oversized_body(
-    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > max_body_bytes as u64 => {
-            metrics::counter!("rampart_http_oversized_bodies_total").increment(1);
-            let mut response = extract::payload_too_large().into_response();
-            if request.version() <= axum::http::Version::HTTP_11 {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
-        }
-        _ => next.run(request).await,
-    }
 }
 
 async fn overload_response(err: tower::BoxError) -> ApiError {

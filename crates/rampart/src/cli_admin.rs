@@ -146,6 +146,32 @@ fn list_keys(app: &App, account: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Subcommand)]
+pub enum BanCommand {
+    /// List the bans in force.
+    List,
+    /// Lift the ban on an address (a running server applies it within a second).
+    Lift { ip: String },
+}
+
+pub async fn run_ban(app: &App, command: BanCommand) -> anyhow::Result<()> {
+    match command {
+        BanCommand::List => {
+            for ban in app.list_bans()? {
+                let until = clock::rfc3339(ban.until);
+                println!("{}\tuntil {until}\tstrikes {}", ban.ip, ban.strikes);
+            }
+        }
+        BanCommand::Lift { ip } => {
+            app.lift_ban(&Actor::Operator, &ip)
+                .await
+                .with_context(|| format!("no ban on {ip}"))?;
+            println!("lifted the ban on {ip}");
+        }
+    }
+    Ok(())
+}
+
 /// `--expires`: RFC 3339, or a duration from now in days (`30d`) or hours (`12h`).
 fn parse_expiry(text: &str, now: Millis) -> anyhow::Result<Millis> {
     let relative = |digits: &str, unit: Millis| -> anyhow::Result<Millis> {

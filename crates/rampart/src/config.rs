@@ -110,7 +110,7 @@ pub struct Limits {
 }
 
 /// Who may reach the server, by address.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
     /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the client. Empty:
@@ -118,6 +118,22 @@ pub struct Network {
     pub trusted_proxies: Vec<String>,
     /// Addresses or networks refused on every authenticated request (403 `ip_denied`).
     pub denied_ips: Vec<String>,
+    /// Failed authentications per minute from one address before it is banned (0: never).
+    pub ban_after_failures: u32,
+    /// How long a first ban lasts; each further ban of the address lasts twice as long (at
+    /// most a day).
+    pub ban_seconds: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            denied_ips: Vec::new(),
+            ban_after_failures: 20,
+            ban_seconds: 60,
+        }
+    }
 }
 
 /// Requests per second per API key and per account (0: no limit). Over the limit a request

@@ -57,6 +57,9 @@ enum Command {
     /// Manage our numbers: which account receives the messages sent to each.
     #[command(subcommand)]
     Number(cli_routing::NumberCommand),
+    /// Addresses banned for failing authentication again and again.
+    #[command(subcommand)]
+    Ban(cli_admin::BanCommand),
 }
 
 fn init_logging(config: &Config) {
@@ -96,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             Command::Connector(command) => cli_routing::run_connector(&app, command).await,
             Command::Route(command) => cli_routing::run_route(&app, command).await,
             Command::Number(command) => cli_routing::run_number(&app, command).await,
+            Command::Ban(command) => cli_admin::run_ban(&app, command).await,
         }
     });
     app.close();

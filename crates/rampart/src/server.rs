@@ -78,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let delivery = Arc::new(Delivery::start(deps, router, events_rx, app.delivery_wake()).await?);
     let (stop_routing, routing_stopped) = watch::channel(false);
     let routing = tokio::spawn(routing.run(delivery.clone(), routing_stopped));
+    let bans = tokio::spawn(sync_bans(app.clone()));
     let state = AppState::new(app.clone(), delivery.clone(), metrics);
     let router = http::app(state.clone());
 
@@ -143,6 +144,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     // The fleet holds an event sender: it must be gone before delivery waits for the last event.
     let _ = stop_routing.send(true);
     let _ = routing.await;
+    bans.abort();
     delivery.shutdown().await;
     drop(state);
     app.close();
@@ -166,6 +168,18 @@ fn with_timeouts<A>(
         .keep_alive_timeout(Duration::from_millis(limits.http2_keep_alive_timeout_ms))
         .max_concurrent_streams(limits.http2_max_concurrent_streams);
     server.first_request_timeout(header_timeout)
+}
+
+/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second.
+async fn sync_bans(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.sync_bans() {
+            tracing::warn!(error = %e, "cannot read the bans");
+        }
+    }
 }
 
 /// A non-blocking listener on `addr`, and the address it got (for port 0).

@@ -39,6 +39,22 @@ impl App {
         presented: Option<&str>,
         client_ip: Option<IpAddr>,
     ) -> Result<Caller, AppError> {
+        let Some(ip) = client_ip else {
+            return self.authenticate_from(presented, None);
+        };
+        self.refuse_if_banned(ip)?;
+        let outcome = self.authenticate_from(presented, Some(ip));
+        if matches!(outcome, Err(AppError::Unauthenticated)) {
+            self.note_failed_authentication(ip);
+        }
+        outcome
+    }
+
+    fn authenticate_from(
+        &self,
+        presented: Option<&str>,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Caller, AppError> {
         if let Some(ip) = client_ip
             && self.denied_ips.contains(ip)
         {

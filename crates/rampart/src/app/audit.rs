@@ -84,6 +84,8 @@ pub enum Action {
     NumberRemoved,
     AccountNetworksSet,
     RequestRefused,
+    AddressBanned,
+    BanLifted,
 }
 
 impl Action {
@@ -102,6 +104,8 @@ impl Action {
             Self::NumberRemoved => "number.remove",
             Self::AccountNetworksSet => "account.allowed_ips",
             Self::RequestRefused => "request.refused",
+            Self::AddressBanned => "address.ban",
+            Self::BanLifted => "address.unban",
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod bans;
 pub mod error;
 pub mod inbound;
 pub mod messages;
@@ -37,6 +38,7 @@ use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
+use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
 use crate::policy::{AllowAll, Policy};
@@ -61,6 +63,7 @@ pub struct App {
     /// Addresses refused on every authenticated request.
     denied_ips: IpList,
     rate_limits: RateLimits,
+    bans: Bans,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -121,6 +124,10 @@ impl App {
         }
         Ok(Self {
             rate_limits: RateLimits::new(&config.rate_limits),
+            bans: Bans::new(
+                config.network.ban_after_failures,
+                (config.network.ban_seconds as Millis).saturating_mul(1000),
+            ),
             keys: KeyCache::new(&config.data_dir),
             config: Arc::new(config),
             store: Arc::new(store),

@@ -1,6 +1,7 @@
 //! Layer 1, network and service: TLS on every listener, and the limits that keep floods and
 //! slow clients from taking the service down (see also the request layers in `http`).
 
+pub mod bans;
 pub mod connection;
 pub mod ip;
 pub mod limits;

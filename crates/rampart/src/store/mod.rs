@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod bans;
 pub mod inbound;
 pub mod messages;
 pub mod queue;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0005_access.sql"
     )),
+    M::up(include_str!("../../../../migrations/sqlite/0006_bans.sql")),
 ];
 
 /// Most jobs folded into one transaction.
@@ -76,6 +78,7 @@ pub trait Repositories:
     accounts::Accounts
     + api_keys::ApiKeys
     + audit::Audit
+    + bans::Bans
     + inbound::Inbound
     + messages::Messages
     + queue::Queue
@@ -87,6 +90,7 @@ impl<T> Repositories for T where
     T: accounts::Accounts
         + api_keys::ApiKeys
         + audit::Audit
+        + bans::Bans
         + inbound::Inbound
         + messages::Messages
         + queue::Queue

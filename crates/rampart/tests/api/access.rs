@@ -119,3 +119,50 @@ async fn behind_a_trusted_proxy_the_forwarded_address_decides_and_elsewhere_it_i
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
     assert!(text.contains("\"ip_denied\""), "{text}");
 }
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operator_lifts_it() {
+    let app = spawn_app_with(&[("RAMPART_NETWORK__BAN_AFTER_FAILURES", "5")]);
+    let junk = "rk_000000000000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for _ in 0..5 {
+        assert_eq!(
+            status_from(&app, loopback(2), junk, &[]).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The sixth failure bans the address: even a valid key is refused from it now.
+    assert_eq!(
+        status_from(&app, loopback(2), junk, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, text) = status_from(&app, loopback(2), &app.key, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("\"ip_banned\""), "{text}");
+    // Other addresses are not affected.
+    assert_eq!(
+        status_from(&app, loopback(1), &app.key, &[]).await.0,
+        StatusCode::OK
+    );
+
+    // The ban reaches the store (written in the background), where the operator sees it...
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = app.cli(&["ban", "list"]);
+        if listed.contains("127.0.0.2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(listed.contains("127.0.0.2\tuntil"), "{listed}");
+    // ...and lifts it; the server applies that within a second or so.
+    app.cli(&["ban", "lift", "127.0.0.2"]);
+    let mut status = StatusCode::FORBIDDEN;
+    for _ in 0..40 {
+        status = status_from(&app, loopback(2), &app.key, &[]).await.0;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}

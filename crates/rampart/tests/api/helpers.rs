@@ -33,6 +33,9 @@ const FAST_ENV: &[(&str, &str)] = &[
     ("RAMPART_SANDBOX__RECEIPT_DELAY_MS", "5"),
     ("RAMPART_SANDBOX__DELAYED_RECEIPT_MS", "1500"),
     ("RAMPART_DELIVERY__RETRY_BASE_MS", "100"),
+    // Many tests present junk or revoked keys on purpose, all from 127.0.0.1; bans for failing
+    // authentication are tested on their own (access.rs), with a low threshold.
+    ("RAMPART_NETWORK__BAN_AFTER_FAILURES", "1000"),
 ];
 
 /// One running server and what a test needs to talk to it.

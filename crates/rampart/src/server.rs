@@ -170,14 +170,20 @@ fn with_timeouts<A>(
     server.first_request_timeout(header_timeout)
 }
 
-/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second.
+/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second,
+/// and forgets long-ended bans once an hour.
 async fn sync_bans(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         if let Err(e) = app.sync_bans() {
             tracing::warn!(error = %e, "cannot read the bans");
+        }
+        if round % 3600 == 3599
+            && let Err(e) = app.purge_old_bans().await
+        {
+            tracing::warn!(error = %e, "cannot purge old bans");
         }
     }
 }

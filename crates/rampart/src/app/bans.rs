@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::audit::{Action, Actor, AuditEvent};
 use super::{App, AppError};
-use crate::network::bans::Ban;
+use crate::network::bans::{Ban, ban_key};
 use crate::store::bans::BanRecord;
 
 impl App {
@@ -20,6 +20,7 @@ impl App {
         let ip: IpAddr = ip.trim().parse().map_err(|_| {
             AppError::invalid("invalid_ip", format!("`{ip}` is not an IP address"), "ip")
         })?;
+        let ip = ban_key(ip);
         let now = self.clock.now_ms();
         let target = ip.to_string();
         let audit = AuditEvent::instance(actor, Action::BanLifted, &target, now);
@@ -31,6 +32,13 @@ impl App {
         } else {
             Err(AppError::NotFound("ban"))
         }
+    }
+
+    /// Forgets bans that ended more than a day ago (the server calls this now and then).
+    pub async fn purge_old_bans(&self) -> Result<(), AppError> {
+        let before = self.clock.now_ms() - 24 * 3600 * 1000;
+        self.store.write(move |tx| tx.purge_bans(before)).await?;
+        Ok(())
     }
 
     /// Takes the store's bans as the ones in force (the server calls this every second).
@@ -71,7 +79,7 @@ impl App {
         };
         tracing::warn!(%ip, strikes = ban.strikes, until = %crate::clock::rfc3339(ban.until), "address banned for failing authentication");
         let record = BanRecord {
-            ip: ip.to_string(),
+            ip: ban_key(ip).to_string(),
             until: ban.until,
             strikes: ban.strikes,
             created_at: now,

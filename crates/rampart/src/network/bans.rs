@@ -13,6 +13,25 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::clock::Millis;
 
 const LONGEST_BAN_MS: Millis = 24 * 3600 * 1000;
+/// Addresses whose strikes are remembered at most; past it the memory starts over (an attacker
+/// with endless addresses must not grow it without bound).
+const MOST_REMEMBERED: usize = 100_000;
+
+/// What a ban applies to: an IPv4 address, or the /64 network of an IPv6 address (one host
+/// has a whole /64 to rotate through).
+pub fn ban_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+        v4 => v4,
+    }
+}
 
 /// One running ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +64,7 @@ impl Bans {
 
     /// When the ban on `ip` ends, if it is banned at `now`.
     pub fn banned_until(&self, ip: IpAddr, now: Millis) -> Option<Millis> {
+        let ip = ban_key(ip);
         let banned = self.banned.read().unwrap_or_else(PoisonError::into_inner);
         banned
             .get(&ip)
@@ -55,10 +75,14 @@ impl Bans {
     /// Counts a failed authentication from `ip`; returns the ban it starts, if it starts one.
     pub fn record_failure(&self, ip: IpAddr, now: Millis) -> Option<Ban> {
         let failures = self.failures.as_ref()?;
+        let ip = ban_key(ip);
         if failures.check_key(&ip).is_ok() || self.banned_until(ip, now).is_some() {
             return None;
         }
         let mut strikes = self.strikes.write().unwrap_or_else(PoisonError::into_inner);
+        if strikes.len() >= MOST_REMEMBERED {
+            strikes.clear();
+        }
         let strike = strikes.get(&ip).copied().unwrap_or(0) + 1;
         strikes.insert(ip, strike);
         drop(strikes);
@@ -79,7 +103,10 @@ impl Bans {
 
     /// Takes the bans the store holds as the ones in force (lifted ones disappear).
     pub fn replace(&self, stored: impl IntoIterator<Item = (IpAddr, Ban)>) {
-        let stored: HashMap<IpAddr, Ban> = stored.into_iter().collect();
+        let stored: HashMap<IpAddr, Ban> = stored
+            .into_iter()
+            .map(|(ip, ban)| (ban_key(ip), ban))
+            .collect();
         let mut strikes = self.strikes.write().unwrap_or_else(PoisonError::into_inner);
         for (ip, ban) in &stored {
             strikes.insert(*ip, ban.strikes);
@@ -135,6 +162,16 @@ mod tests {
                 strikes: 2
             }
         );
+    }
+
+    #[test]
+    fn an_ipv6_host_is_banned_with_its_whole_slash_64() {
+        let bans = Bans::new(1, 60_000);
+        bans.record_failure(ip("2001:db8:1:2::1"), 0);
+        assert!(bans.record_failure(ip("2001:db8:1:2::99"), 0).is_some());
+        assert!(bans.banned_until(ip("2001:db8:1:2:ffff::7"), 1).is_some());
+        assert!(bans.banned_until(ip("2001:db8:1:3::1"), 1).is_none());
+        assert_eq!(ban_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

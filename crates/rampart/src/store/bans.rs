@@ -22,6 +22,8 @@ pub trait Bans {
     fn list_bans(&self, now: Millis) -> Result<Vec<BanRecord>, StoreError>;
     /// Lifts a ban; false when there was none.
     fn delete_ban(&self, ip: &str) -> Result<bool, StoreError>;
+    /// Forgets bans that ended before `before`.
+    fn purge_bans(&self, before: Millis) -> Result<usize, StoreError>;
 }
 
 impl Bans for Db<'_> {
@@ -56,5 +58,12 @@ impl Bans for Db<'_> {
             .prepare_cached("DELETE FROM ip_bans WHERE ip = ?1")?
             .execute([ip])?
             == 1)
+    }
+
+    fn purge_bans(&self, before: Millis) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM ip_bans WHERE until < ?1")?
+            .execute([before])?)
     }
 }

@@ -3,12 +3,25 @@
 
 use std::net::IpAddr;
 
-use super::audit::{Action, Actor, AuditEvent};
+use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
+use crate::identity::Scope;
 use crate::network::bans::{Ban, ban_key};
 use crate::store::bans::BanRecord;
 
 impl App {
+    /// [`App::list_bans`] for a caller holding `bans:manage`.
+    pub fn list_bans_for(&self, caller: &Caller) -> Result<Vec<BanRecord>, AppError> {
+        caller.require(Scope::BansManage)?;
+        self.list_bans()
+    }
+
+    /// [`App::lift_ban`] for a caller holding `bans:manage`.
+    pub async fn lift_ban_for(&self, caller: &Caller, ip: &str) -> Result<(), AppError> {
+        caller.require(Scope::BansManage)?;
+        self.lift_ban(&caller.actor, ip).await
+    }
+
     /// Bans in force, soonest to end first.
     pub fn list_bans(&self) -> Result<Vec<BanRecord>, AppError> {
         let now = self.clock.now_ms();

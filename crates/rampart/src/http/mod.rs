@@ -2,6 +2,7 @@
 //! protective layers every request passes (body limit, deadline, load shedding, panic guard).
 
 pub mod api_keys;
+pub mod bans;
 pub mod connectors;
 pub mod deadline;
 pub mod error;
@@ -132,6 +133,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(inbound::get_inbound))
         .routes(routes!(inbound::list_numbers))
         .routes(routes!(connectors::list_connectors))
+        .routes(routes!(bans::list_bans))
+        .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz))
         .routes(routes!(system::metrics))

@@ -17,16 +17,19 @@ pub enum Scope {
     InboundRead,
     /// Read every connector's status (server-wide: for operators only).
     ConnectorsRead,
+    /// List and lift bans of client addresses (server-wide: for operators only).
+    BansManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::KeysManage,
         Scope::MetricsRead,
         Scope::InboundRead,
         Scope::ConnectorsRead,
+        Scope::BansManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Scope {
             Scope::MetricsRead => "metrics:read",
             Scope::InboundRead => "inbound:read",
             Scope::ConnectorsRead => "connectors:read",
+            Scope::BansManage => "bans:manage",
         }
     }
 
@@ -57,7 +61,7 @@ pub struct Scopes(u32);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown scope `{0}`; known scopes: messages:send, messages:read, keys:manage, metrics:read, \
-     inbound:read, connectors:read"
+     inbound:read, connectors:read, bans:manage"
 )]
 pub struct UnknownScope(pub String);
 

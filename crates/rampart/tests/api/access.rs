@@ -154,8 +154,52 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(listed.contains("127.0.0.2\tuntil"), "{listed}");
+    // ...over the API too, with the operator's scope only...
+    let bans = app.get("/v1/bans", &app.key).await;
+    assert_eq!(bans.status, StatusCode::OK, "{}", bans.text);
+    assert_eq!(
+        bans.json()["data"][0]["ip"],
+        json!("127.0.0.2"),
+        "{}",
+        bans.text
+    );
+    let (_, tenant) = app
+        .create_key(&["messages:read", "keys:manage"], None)
+        .await;
+    app.get("/v1/bans", &tenant)
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let junk = app
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/bans/not-an-ip",
+            &app.key,
+            None,
+            &[],
+        )
+        .await;
+    junk.assert_problem(422, "invalid_ip");
     // ...and lifts it; the server applies that within a second or so.
-    app.cli(&["ban", "lift", "127.0.0.2"]);
+    let lifted = app
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/bans/127.0.0.2",
+            &app.key,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::NO_CONTENT, "{}", lifted.text);
+    let again = app
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/bans/127.0.0.2",
+            &app.key,
+            None,
+            &[],
+        )
+        .await;
+    again.assert_problem(404, "not_found");
     let mut status = StatusCode::FORBIDDEN;
     for _ in 0..40 {
         status = status_from(&app, loopback(2), &app.key, &[]).await.0;

@@ -35,82 +35,18 @@ target_dir=${CARGO_TARGET_DIR:-target}
 venv="$target_dir/schemathesis-venv"
 binary="$target_dir/debug/rampart"
 
-if [[ ! -x $venv/bin/schemathesis ]] ||
-    [[ $("$venv/bin/schemathesis" --version 2>/dev/null) != *" $SCHEMATHESIS_VERSION" ]]; then
-    echo "== installing schemathesis $SCHEMATHESIS_VERSION in $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+script=schemathesis.sh
+work=$(mktemp -d /tmp/rampart-schemathesis.XXXXXX)
+# shellcheck source=lib/live-server.sh
+source scripts/lib/live-server.sh
+pinned_venv "$venv" schemathesis "$SCHEMATHESIS_VERSION"
+debug_binary "${SCHEMATHESIS_NO_BUILD:-0}" SCHEMATHESIS_NO_BUILD
 
-if [[ ${SCHEMATHESIS_NO_BUILD:-0} != 1 ]]; then
-    echo "== building the server (debug)"
-    cargo build --quiet -p rampart --bin rampart
-elif [[ ! -x $binary ]]; then
-    echo "schemathesis.sh: no $binary to test (SCHEMATHESIS_NO_BUILD=1)" >&2
-    exit 1
-fi
-
-data_dir=$(mktemp -d /tmp/rampart-schemathesis.XXXXXX)
-log="$data_dir/server.log"
-server_pid=
-
-alive() {
-    local state
-    state=$(grep '^State:' "/proc/$1/status" 2>/dev/null) || return 1
-    [[ $state != *zombie* ]]
-}
-
-# SIGTERM, then SIGKILL after 15 s; removes the data directory. Idempotent.
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        local pid=$server_pid
-        server_pid=
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 150); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            echo "schemathesis.sh: server still running 15 s after SIGTERM; sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$data_dir"
-}
-trap stop_server EXIT
-
-# Only this run's settings: no configuration file or RAMPART_* variable from the caller. The run
-# sends hundreds of deliberately unauthenticated requests from one address, which would get
-# that address banned (network.ban_after_failures): bans are off for it.
-env -u RAMPART_CONFIG -u RAMPART_DATA_DIR -u RAMPART_LISTEN RAMPART_NETWORK__BAN_AFTER_FAILURES=0 \
-    "$binary" serve --data-dir "$data_dir/data" --listen 127.0.0.1:0 >"$log" 2>&1 &
-server_pid=$!
-
-# The initial API key is printed once, on a line of its own starting with rk_; the port comes
-# from the "listening on" line (port 0 lets the kernel pick a free one, without a race).
-api_key=
-port=
-for _ in $(seq 600); do
-    if ! alive "$server_pid"; then
-        echo "schemathesis.sh: the server exited during start-up; its log:" >&2
-        grep -v '^rk_' "$log" >&2
-        exit 1
-    fi
-    api_key=$(grep -m1 -oE '^rk_[^[:space:]]+' "$log" || true)
-    port=$(grep -m1 -oE 'listening on https://127\.0\.0\.1:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-    [[ -n $api_key && -n $port ]] && break
-    sleep 0.1
-done
-if [[ -z $api_key || -z $port ]]; then
-    echo "schemathesis.sh: server not ready (no rk_ or listening line) within 60 s; its log:" >&2
-    grep -v '^rk_' "$log" >&2
-    exit 1
-fi
-cert="$data_dir/data/tls/cert.pem"
+# The run sends hundreds of deliberately unauthenticated requests from one address, which would
+# get that address banned (network.ban_after_failures): bans are off for it.
+start_server RAMPART_NETWORK__BAN_AFTER_FAILURES=0
+cert="$work/data/tls/cert.pem"
 base="https://localhost:$port"
-echo "== server pid $server_pid on $base"
 
 # Never through a proxy: the server is on this machine.
 export NO_PROXY=localhost,127.0.0.1 no_proxy=localhost,127.0.0.1
@@ -164,7 +100,7 @@ echo "== 5xx answers counted by the server: $server_errors"
 
 if [[ $status -ne 0 || $server_errors != 0 ]]; then
     echo "schemathesis.sh: FAILED; the server log:" >&2
-    grep -v '^rk_' "$log" | tail -n 50 >&2
+    grep -v '^rk_' "$work/server.log" | tail -n 50 >&2
     exit 1
 fi
 echo "== schemathesis: all checks passed"

@@ -37,51 +37,12 @@ target_dir=${CARGO_TARGET_DIR:-target}
 venv="$target_dir/sslyze-venv"
 binary="$target_dir/debug/rampart"
 
-if [[ ! -x $venv/bin/sslyze ]] ||
-    [[ $("$venv/bin/pip" show sslyze 2>/dev/null | grep '^Version:') != "Version: $SSLYZE_VERSION" ]]; then
-    echo "== installing sslyze $SSLYZE_VERSION in $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "sslyze==$SSLYZE_VERSION"
-fi
-
-if [[ ${SSLYZE_NO_BUILD:-0} != 1 ]]; then
-    echo "== building the server (debug)"
-    cargo build --quiet -p rampart --bin rampart
-elif [[ ! -x $binary ]]; then
-    echo "sslyze.sh: no $binary to test (SSLYZE_NO_BUILD=1)" >&2
-    exit 1
-fi
-
+script=sslyze.sh
 work=$(mktemp -d /tmp/rampart-sslyze.XXXXXX)
-log="$work/server.log"
-server_pid=
-
-alive() {
-    local state
-    state=$(grep '^State:' "/proc/$1/status" 2>/dev/null) || return 1
-    [[ $state != *zombie* ]]
-}
-
-# SIGTERM, then SIGKILL after 15 s; removes the work directory. Idempotent.
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        local pid=$server_pid
-        server_pid=
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 150); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            echo "sslyze.sh: server still running 15 s after SIGTERM; sending SIGKILL" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap stop_server EXIT
+# shellcheck source=lib/live-server.sh
+source scripts/lib/live-server.sh
+pinned_venv "$venv" sslyze "$SSLYZE_VERSION"
+debug_binary "${SSLYZE_NO_BUILD:-0}" SSLYZE_NO_BUILD
 
 echo "== making a test CA and a localhost certificate it issues"
 "$venv/bin/python" - "$work" <<'EOF'
@@ -160,30 +121,7 @@ write(
 )
 EOF
 
-# Only this run's settings: no configuration file or RAMPART_* variable from the caller.
-env -u RAMPART_CONFIG -u RAMPART_DATA_DIR -u RAMPART_LISTEN \
-    RAMPART_TLS_CERT_FILE="$work/cert.pem" RAMPART_TLS_KEY_FILE="$work/key.pem" \
-    "$binary" serve --data-dir "$work/data" --listen 127.0.0.1:0 >"$log" 2>&1 &
-server_pid=$!
-
-# The port comes from the "listening on" line (port 0 lets the kernel pick a free one).
-port=
-for _ in $(seq 600); do
-    if ! alive "$server_pid"; then
-        echo "sslyze.sh: the server exited during start-up; its log:" >&2
-        grep -v '^rk_' "$log" >&2
-        exit 1
-    fi
-    port=$(grep -m1 -oE 'listening on https://127\.0\.0\.1:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-    [[ -n $port ]] && break
-    sleep 0.1
-done
-if [[ -z $port ]]; then
-    echo "sslyze.sh: server not ready (no listening line) within 60 s; its log:" >&2
-    grep -v '^rk_' "$log" >&2
-    exit 1
-fi
-echo "== server pid $server_pid on https://localhost:$port"
+start_server RAMPART_TLS_CERT_FILE="$work/cert.pem" RAMPART_TLS_KEY_FILE="$work/key.pem"
 
 export NO_PROXY=localhost,127.0.0.1 no_proxy=localhost,127.0.0.1
 # sslyze's exit status is non-zero unless the server complies with the profile.

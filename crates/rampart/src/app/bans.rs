@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
 use crate::identity::Scope;
-use crate::network::bans::{Ban, ban_key};
+use crate::network::bans::Ban;
+use crate::network::ip::client_network;
 use crate::store::bans::BanRecord;
 
 impl App {
@@ -33,7 +34,7 @@ impl App {
         let ip: IpAddr = ip.trim().parse().map_err(|_| {
             AppError::invalid("invalid_ip", format!("`{ip}` is not an IP address"), "ip")
         })?;
-        let ip = ban_key(ip);
+        let ip = client_network(ip);
         let now = self.clock.now_ms();
         let target = ip.to_string();
         let audit = AuditEvent::instance(actor, Action::BanLifted, &target, now);
@@ -92,7 +93,7 @@ impl App {
         };
         tracing::warn!(%ip, strikes = ban.strikes, until = %crate::clock::rfc3339(ban.until), "address banned for failing authentication");
         let record = BanRecord {
-            ip: ban_key(ip).to_string(),
+            ip: client_network(ip).to_string(),
             until: ban.until,
             strikes: ban.strikes,
             created_at: now,

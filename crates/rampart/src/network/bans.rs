@@ -10,28 +10,13 @@ use std::sync::{PoisonError, RwLock};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::ip::client_network;
 use crate::clock::Millis;
 
 const LONGEST_BAN_MS: Millis = 24 * 3600 * 1000;
 /// Addresses whose strikes are remembered at most; past it the memory starts over (an attacker
 /// with endless addresses must not grow it without bound).
 const MOST_REMEMBERED: usize = 100_000;
-
-/// What a ban applies to: an IPv4 address, or the /64 network of an IPv6 address (one host
-/// has a whole /64 to rotate through).
-pub fn ban_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(segments.into())
-            }
-        },
-        v4 => v4,
-    }
-}
 
 /// One running ban.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +49,7 @@ impl Bans {
 
     /// When the ban on `ip` ends, if it is banned at `now`.
     pub fn banned_until(&self, ip: IpAddr, now: Millis) -> Option<Millis> {
-        let ip = ban_key(ip);
+        let ip = client_network(ip);
         let banned = self.banned.read().unwrap_or_else(PoisonError::into_inner);
         banned
             .get(&ip)
@@ -75,7 +60,7 @@ impl Bans {
     /// Counts a failed authentication from `ip`; returns the ban it starts, if it starts one.
     pub fn record_failure(&self, ip: IpAddr, now: Millis) -> Option<Ban> {
         let failures = self.failures.as_ref()?;
-        let ip = ban_key(ip);
+        let ip = client_network(ip);
         if failures.check_key(&ip).is_ok() || self.banned_until(ip, now).is_some() {
             return None;
         }
@@ -105,7 +90,7 @@ impl Bans {
     pub fn replace(&self, stored: impl IntoIterator<Item = (IpAddr, Ban)>) {
         let stored: HashMap<IpAddr, Ban> = stored
             .into_iter()
-            .map(|(ip, ban)| (ban_key(ip), ban))
+            .map(|(ip, ban)| (client_network(ip), ban))
             .collect();
         let mut strikes = self.strikes.write().unwrap_or_else(PoisonError::into_inner);
         for (ip, ban) in &stored {
@@ -171,7 +156,7 @@ mod tests {
         assert!(bans.record_failure(ip("2001:db8:1:2::99"), 0).is_some());
         assert!(bans.banned_until(ip("2001:db8:1:2:ffff::7"), 1).is_some());
         assert!(bans.banned_until(ip("2001:db8:1:3::1"), 1).is_none());
-        assert_eq!(ban_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(client_network(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

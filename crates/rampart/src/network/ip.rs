@@ -85,6 +85,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The unit one client holds: an IPv4 address, or the /64 network of an IPv6 address (one
+/// host has a whole /64 to rotate through). Connection caps and bans count by it.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(segments.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
 /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries left of
 /// it can be forged by the client).

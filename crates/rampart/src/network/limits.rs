@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::ip::client_network;
 use axum_server::accept::Accept;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -132,7 +133,7 @@ impl PerIpCounter {
 
     /// A place for one more connection from `ip`, or `None` at the cap.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
-        let client = client_of(ip);
+        let client = client_network(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(client).or_insert(0);
         if *count >= self.max {
@@ -148,7 +149,7 @@ impl PerIpCounter {
     /// Connections open from `ip`'s client now.
     pub fn open_from(&self, ip: IpAddr) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        open.get(&client_of(ip)).copied().unwrap_or(0)
+        open.get(&client_network(ip)).copied().unwrap_or(0)
     }
 
     fn release(&self, client: IpAddr) {
@@ -171,22 +172,6 @@ pub struct IpSlot {
 impl Drop for IpSlot {
     fn drop(&mut self) {
         self.counter.release(self.client);
-    }
-}
-
-/// The client an address belongs to: an IPv4 address (also when mapped into IPv6), or the /64
-/// of an IPv6 address, since one host usually holds a whole /64.
-fn client_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(segments.into())
-            }
-        },
     }
 }
 

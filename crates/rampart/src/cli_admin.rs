@@ -32,12 +32,18 @@ pub enum ApiKeyCommand {
     /// Create an API key; its secret is printed once.
     Create {
         /// Account id (may be omitted when there is only one account).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "operator")]
         account: Option<String>,
+        /// An operator's key over the whole instance (server-wide scopes: metrics:read,
+        /// connectors:read, bans:manage, accounts:manage) instead of an account's.
+        #[arg(long)]
+        operator: bool,
         #[arg(long, default_value = "cli key")]
         name: String,
-        /// Comma-separated scopes (messages:send, messages:read, keys:manage, metrics:read,
-        /// inbound:read, connectors:read, or *).
+        /// Comma-separated scopes, or `*` for every scope the key may hold. An account's key:
+        /// messages:send, messages:read, messages:status, inbound:read, keys:manage,
+        /// members:read, members:manage, account:manage. An operator's key (--operator):
+        /// metrics:read, connectors:read, bans:manage, accounts:manage.
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
         /// Expiry as RFC 3339, or a duration in days like `30d` or hours like `12h`.
@@ -49,8 +55,11 @@ pub enum ApiKeyCommand {
     },
     /// List API keys (never their secrets).
     List {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "operator")]
         account: Option<String>,
+        /// The operators' keys instead of an account's.
+        #[arg(long)]
+        operator: bool,
     },
     /// Revoke an API key; it stops working on its next request.
     Revoke {
@@ -92,12 +101,17 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
     match command {
         ApiKeyCommand::Create {
             account,
+            operator,
             name,
             scopes,
             expires,
             allowed_ips,
         } => {
-            let caller = Caller::operator(app.account_or_only(account.as_deref())?);
+            let caller = Caller::operator(if operator {
+                String::new()
+            } else {
+                app.account_or_only(account.as_deref())?
+            });
             let now = app.clock().now_ms();
             let expires_at = expires.map(|e| parse_expiry(&e, now)).transpose()?;
             let new = NewApiKey {
@@ -107,13 +121,25 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
                 allowed_ips,
             };
             let issued = app.issue_api_key(&caller, new).await?;
+            let owner = if operator {
+                "the operators".to_owned()
+            } else {
+                format!("account {}", caller.account_id)
+            };
             eprintln!(
-                "API key {} for account {} with scopes {:?}; shown only this once:",
-                issued.key.id, caller.account_id, issued.key.scopes
+                "API key {} for {owner} with scopes {:?}; shown only this once:",
+                issued.key.id, issued.key.scopes
             );
             println!("{}", issued.token.reveal());
         }
-        ApiKeyCommand::List { account } => list_keys(app, account.as_deref())?,
+        ApiKeyCommand::List { account, operator } => {
+            let caller = Caller::operator(if operator {
+                String::new()
+            } else {
+                app.account_or_only(account.as_deref())?
+            });
+            list_keys(app, &caller)?;
+        }
         ApiKeyCommand::Revoke { id } => {
             let caller = Caller::operator(app.api_key_account(&id).context("no such API key")?);
             app.revoke_api_key(&caller, &id)
@@ -125,10 +151,9 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-fn list_keys(app: &App, account: Option<&str>) -> anyhow::Result<()> {
-    let caller = Caller::operator(app.account_or_only(account)?);
+fn list_keys(app: &App, caller: &Caller) -> anyhow::Result<()> {
     let now = app.clock().now_ms();
-    for key in app.list_api_keys(&caller)? {
+    for key in app.list_api_keys(caller)? {
         let state = match (key.revoked_at, key.expires_at) {
             (Some(_), _) => "revoked",
             (None, Some(at)) if at <= now => "expired",

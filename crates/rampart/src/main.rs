@@ -92,6 +92,8 @@ fn main() -> anyhow::Result<()> {
     // the API; the store commits everything before the directory is closed.
     let app = App::open(config)?;
     let outcome = runtime.block_on(async {
+        // Whichever command comes first sets the data directory up the same way.
+        app.bootstrap().await?;
         match cli.command {
             Command::Serve { .. } => Ok(()),
             Command::Account(command) => cli_admin::run_account(&app, command).await,

@@ -60,10 +60,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     tls::install_crypto_provider();
     let metrics = crate::monitor::metrics_handle();
     let app = Arc::new(tokio::task::block_in_place(|| App::open(config))?);
-    if let Some(token) = app.bootstrap().await? {
-        println!("Created the default account. Its API key, shown only this once (store it now):");
-        println!("{}", token.reveal());
-    }
+    app.bootstrap().await?;
     let config = app.config().clone();
     let (cert, key) = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),

@@ -1,9 +1,9 @@
 //! Use cases of accounts: create and list them (operator only), and the very first start,
 //! which makes a default account with a key holding every scope.
 
-use super::audit::{Action, Actor, AuditEvent, Caller};
+use super::audit::{Action, Actor, AuditEvent};
 use super::{App, AppError};
-use crate::identity::{ApiKeyToken, Scopes, api_keys, key_cache};
+use crate::identity::key_cache;
 use crate::network::ip::IpList;
 use crate::store::accounts::AccountRecord;
 
@@ -14,18 +14,11 @@ impl App {
         actor: &Actor,
         name: &str,
     ) -> Result<AccountRecord, AppError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(AppError::invalid(
-                "invalid_name",
-                "an account name is 1 to 100 characters",
-                "name",
-            ));
-        }
+        let name = super::validate_name(name, 100)?;
         let now = self.clock.now_ms();
         let account = AccountRecord {
             id: crate::store::new_id("acc"),
-            name: name.to_owned(),
+            name,
             created_at: now,
         };
         let mut audit = AuditEvent::instance(actor, Action::AccountCreated, &account.id, now);
@@ -103,34 +96,13 @@ impl App {
         }
     }
 
-    /// On the very first start (no account yet): a default account and a key with every
-    /// scope, whose token is returned to be shown once.
-    pub async fn bootstrap(&self) -> Result<Option<ApiKeyToken>, AppError> {
-        if self.store.read(|tx| tx.count_accounts())? > 0 {
-            return Ok(None);
+    /// On the very first start (no account yet): a default account, so that the local
+    /// operator can make its first key with `rampart apikey create`. No key is made here: a
+    /// secret printed at start-up ends up in whatever captures the output.
+    pub async fn bootstrap(&self) -> Result<(), AppError> {
+        if self.store.read(|tx| tx.count_accounts())? == 0 {
+            self.create_account(&Actor::System, "default").await?;
         }
-        let account = self.create_account(&Actor::System, "default").await?;
-        let now = self.clock.now_ms();
-        let (token, key) = api_keys::issue(
-            &self.sealer,
-            &account.id,
-            "initial key",
-            Scopes::all(),
-            None,
-            now,
-        );
-        let mut system = Caller::operator(&account.id);
-        system.actor = Actor::System;
-        let (record, audit) = (
-            key.to_record(),
-            AuditEvent::by(&system, Action::ApiKeyIssued, &key.id, now),
-        );
-        self.store
-            .write(move |tx| {
-                tx.insert_api_key(&record)?;
-                audit.record(tx)
-            })
-            .await?;
-        Ok(Some(token))
+        Ok(())
     }
 }

@@ -1,5 +1,9 @@
-//! Use cases of API keys: authenticate a request, issue, list, read and revoke keys. A key can
-//! only hand out scopes it holds itself, so no key can mint a stronger one.
+//! Use cases of API keys: authenticate a request, issue, list, read and revoke keys.
+//!
+//! Keys form a hierarchy (OWASP ASVS 4.0 V4.1.3, least privilege): a key belongs to the person
+//! (or operator) who made it, holds at most its maker's scopes, ends no later than the key or
+//! session that made it, and is revoked with it. Revoking a key needs every scope it holds.
+//! An account's keys never hold server-wide scopes; those are for operators' keys.
 
 use std::net::IpAddr;
 
@@ -76,10 +80,14 @@ impl App {
         let principal = api_keys::verify(&stored, &hash, now).map_err(rejected)?;
         let caller = Caller {
             actor: Actor::ApiKey(principal.key_id),
-            account_id: principal.account_id,
+            account_id: principal.account_id.unwrap_or_default(),
             scopes: principal.scopes,
             client_ip,
             allowed_ips: stored.allowed_ips.clone(),
+            user_id: stored.user_id.clone(),
+            role: None,
+            expires_at: stored.expires_at,
+            session: None,
         };
         if let Some(ip) = client_ip
             && !(stored.allowed_ips.allows(ip) && stored.account_allowed_ips.allows(ip))
@@ -98,7 +106,7 @@ impl App {
             ));
         }
         self.rate_limits
-            .check(&stored.id, &stored.account_id)
+            .check(&stored.id, stored.account_id.as_deref().unwrap_or_default())
             .map_err(|limited| {
                 metrics::counter!("rampart_rate_limited_total", "scope" => limited.scope)
                     .increment(1);
@@ -108,23 +116,39 @@ impl App {
         Ok(caller)
     }
 
-    /// Issues a key in the caller's account, with at most the caller's scopes.
+    /// Issues a key where the caller acts (its account, or the instance for an operator), with
+    /// at most the caller's scopes and ending no later than the caller's own credential.
     pub async fn issue_api_key(
         &self,
         caller: &Caller,
         request: NewApiKey,
     ) -> Result<IssuedApiKey, AppError> {
-        caller.require(Scope::KeysManage)?;
-        let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > MAX_KEY_NAME {
-            return Err(AppError::invalid(
-                "invalid_name",
-                "`name` must be 1 to 100 characters",
-                "name",
+        if !caller.is_instance() {
+            caller.require(Scope::KeysManage)?;
+        } else if caller.scopes.is_empty() {
+            return Err(AppError::forbidden(
+                "insufficient_scope",
+                "the caller holds no scope to give a key",
             ));
         }
-        let scopes = Scopes::parse(request.scopes.iter().map(String::as_str))
-            .map_err(|e| AppError::invalid("invalid_scope", e.to_string(), "scopes"))?;
+        self.require_recent_authentication(caller)?;
+        let name = super::validate_name(&request.name, MAX_KEY_NAME)?;
+        let held = if caller.is_instance() {
+            caller.scopes.server_wide_only()
+        } else {
+            caller.scopes.account_only()
+        };
+        // `*`: everything the maker may pass on.
+        let star = request.scopes.iter().any(|s| s.trim() == "*");
+        let named = Scopes::parse(
+            request
+                .scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| s.trim() != "*"),
+        )
+        .map_err(|e| AppError::invalid("invalid_scope", e.to_string(), "scopes"))?;
+        let scopes = if star { held.union(named) } else { named };
         if scopes.is_empty() {
             return Err(AppError::invalid(
                 "invalid_scope",
@@ -133,14 +157,29 @@ impl App {
             ));
         }
         let now = self.clock.now_ms();
-        if !caller.scopes.covers(scopes) {
-            let denied =
-                AuditEvent::by(caller, Action::ApiKeyIssued, &name, now).denied("scope_escalation");
-            self.store.write(move |tx| denied.record(tx)).await?;
-            return Err(AppError::forbidden(
+        let escalation = if !held.covers(scopes) {
+            Some((
                 "scope_escalation",
-                "a key cannot grant scopes it does not hold",
-            ));
+                if caller.is_instance() {
+                    "an operator's key holds server-wide scopes only, and no more than its maker's"
+                } else {
+                    "a key cannot hold scopes its maker lacks, nor server-wide scopes"
+                },
+            ))
+        } else if let (Some(limit), Some(asked)) = (caller.expires_at, request.expires_at)
+            && asked > limit
+        {
+            Some((
+                "expiry_escalation",
+                "a key cannot outlive the key or session that makes it",
+            ))
+        } else {
+            None
+        };
+        if let Some((code, detail)) = escalation {
+            let denied = AuditEvent::by(caller, Action::ApiKeyIssued, &name, now).denied(code);
+            self.store.write(move |tx| denied.record(tx)).await?;
+            return Err(AppError::forbidden(code, detail));
         }
         if request.expires_at.is_some_and(|at| at <= now) {
             return Err(AppError::invalid(
@@ -159,15 +198,20 @@ impl App {
                 "a key cannot be usable from addresses its creator may not use",
             ));
         }
+        let account = (!caller.is_instance()).then_some(caller.account_id.as_str());
         let (token, mut key) = api_keys::issue(
             &self.sealer,
-            &caller.account_id,
+            account,
             &name,
             scopes,
-            request.expires_at,
+            request.expires_at.or(caller.expires_at),
             now,
         );
         key.allowed_ips = allowed_ips;
+        key.user_id = caller.user_id.clone();
+        if let Actor::ApiKey(parent) = &caller.actor {
+            key.parent_id = Some(parent.clone());
+        }
         let (record, audit) = (
             key.to_record(),
             AuditEvent::by(caller, Action::ApiKeyIssued, &key.id, now),
@@ -178,55 +222,87 @@ impl App {
                 audit.record(tx)
             })
             .await?;
+        self.announce_key_change()?;
         tracing::info!(key_id = %key.id, account = %caller.account_id, "API key issued");
         Ok(IssuedApiKey { token, key })
     }
 
-    /// The keys of the caller's account (never their secrets).
+    /// The keys of the caller's account, or the operators' keys for an operator (never their
+    /// secrets).
     pub fn list_api_keys(&self, caller: &Caller) -> Result<Vec<StoredApiKey>, AppError> {
-        caller.require(Scope::KeysManage)?;
-        let keys = self.store.read(|tx| tx.list_api_keys(&caller.account_id))?;
+        let keys = if caller.is_instance() {
+            caller.require(Scope::AccountsManage)?;
+            self.store.read(|tx| tx.list_operator_api_keys())?
+        } else {
+            caller.require(Scope::KeysManage)?;
+            self.store.read(|tx| tx.list_api_keys(&caller.account_id))?
+        };
         Ok(keys.into_iter().map(StoredApiKey::from).collect())
     }
 
-    /// One key of the caller's account.
+    /// One key of the caller's account (or an operator's key, for an operator).
     pub fn get_api_key(&self, caller: &Caller, id: &str) -> Result<StoredApiKey, AppError> {
-        caller.require(Scope::KeysManage)?;
-        self.store
-            .read(|tx| tx.get_api_key(&caller.account_id, id))?
+        let found = if caller.is_instance() {
+            caller.require(Scope::AccountsManage)?;
+            self.store
+                .read(|tx| tx.find_api_key(id))?
+                .filter(|k| k.account_id.is_none())
+        } else {
+            caller.require(Scope::KeysManage)?;
+            self.store.read(|tx| tx.get_api_key(&caller.account_id, id))?
+        };
+        found
             .map(StoredApiKey::from)
             .ok_or(AppError::NotFound("API key"))
     }
 
-    /// Revokes a key of the caller's account; it fails on its next request, in every running
-    /// server.
+    /// Revokes a key where the caller acts, and every key it made; they fail on their next
+    /// request, in every running server. The caller must hold every scope the key holds.
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<(), AppError> {
-        caller.require(Scope::KeysManage)?;
+        let key = self.get_api_key(caller, id)?;
         let now = self.clock.now_ms();
-        let (account, key_id) = (caller.account_id.clone(), id.to_owned());
+        if key.revoked_at.is_some() {
+            return Err(AppError::NotFound("API key"));
+        }
+        if !caller.scopes.covers(key.scopes) {
+            let denied =
+                AuditEvent::by(caller, Action::ApiKeyRevoked, id, now).denied("scope_escalation");
+            self.store.write(move |tx| denied.record(tx)).await?;
+            return Err(AppError::forbidden(
+                "scope_escalation",
+                "revoking a key needs every scope it holds",
+            ));
+        }
+        let key_id = id.to_owned();
         let audit = AuditEvent::by(caller, Action::ApiKeyRevoked, id, now);
         let revoked = self
             .write_audited(
                 audit,
-                move |tx| tx.revoke_api_key(&account, &key_id, now),
-                |x| *x,
+                move |tx| tx.revoke_api_key_tree(&key_id, now),
+                |n| *n > 0,
             )
             .await?;
-        if !revoked {
+        if revoked == 0 {
             return Err(AppError::NotFound("API key"));
         }
-        key_cache::announce_change(&self.config.data_dir)
-            .map_err(|e| AppError::Setup(format!("cannot announce a key revocation: {e}")))?;
-        tracing::info!(key_id = %id, account = %caller.account_id, "API key revoked");
+        self.announce_key_change()?;
+        tracing::info!(key_id = %id, account = %caller.account_id, revoked, "API key revoked");
         Ok(())
     }
 
-    /// The account a key belongs to (the operator revokes keys by id alone).
+    /// The account a key belongs to (the operator revokes keys by id alone); empty for an
+    /// operator's key.
     pub fn api_key_account(&self, id: &str) -> Result<String, AppError> {
         self.store
             .read(|tx| tx.find_api_key(id))?
-            .map(|k| k.account_id)
+            .map(|k| k.account_id.unwrap_or_default())
             .ok_or(AppError::NotFound("API key"))
+    }
+
+    /// Tells every running server that keys changed.
+    pub(crate) fn announce_key_change(&self) -> Result<(), AppError> {
+        key_cache::announce_change(&self.config.data_dir)
+            .map_err(|e| AppError::Setup(format!("cannot announce a key change: {e}")))
     }
 }
 

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::AppError;
 use crate::clock::Millis;
 use crate::identity::{Scope, Scopes};
+use crate::identity::roles::Role;
 use crate::network::ip::IpList;
 use crate::store::audit::NewAuditRecord;
 use crate::store::{StoreError, Tx};
@@ -16,6 +17,8 @@ use crate::store::{StoreError, Tx};
 pub enum Actor {
     /// A request authenticated by this API key (its public id).
     ApiKey(String),
+    /// A person signed in with a session (the user's id).
+    User(String),
     /// The local operator, through the `rampart` command on the server's machine.
     Operator,
     /// Rampart itself (start-up bootstrap).
@@ -26,21 +29,40 @@ impl Actor {
     fn kind_and_id(&self) -> (&'static str, Option<&str>) {
         match self {
             Self::ApiKey(id) => ("api_key", Some(id)),
+            Self::User(id) => ("user", Some(id)),
             Self::Operator => ("operator", None),
             Self::System => ("system", None),
         }
     }
 }
 
-/// An authenticated caller acting within one account.
+/// An authenticated caller acting within one account, or over the instance.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub actor: Actor,
+    /// The account the caller acts in. Empty for an operator acting over the instance: such
+    /// a caller holds server-wide scopes only, so no use case of an account lets it through.
     pub account_id: String,
     pub scopes: Scopes,
     pub client_ip: Option<IpAddr>,
     /// Networks the caller may act from; a key it makes can be no wider.
     pub allowed_ips: IpList,
+    /// The person behind the request: the signed-in user, or the owner of the key.
+    pub user_id: Option<String>,
+    /// The role the person holds where the caller acts (sessions only).
+    pub role: Option<Role>,
+    /// When the caller's own credential ends (a key's expiry, a session's absolute end): a
+    /// key it makes ends no later.
+    pub expires_at: Option<Millis>,
+    /// For a session: its id and when the person last proved who they are (step-up).
+    pub session: Option<SessionCaller>,
+}
+
+/// The session behind a caller.
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub id: String,
+    pub authenticated_at: Millis,
 }
 
 impl Caller {
@@ -52,7 +74,16 @@ impl Caller {
             scopes: Scopes::all(),
             client_ip: None,
             allowed_ips: IpList::default(),
+            user_id: None,
+            role: None,
+            expires_at: None,
+            session: None,
         }
+    }
+
+    /// Whether the caller acts over the instance rather than in an account.
+    pub fn is_instance(&self) -> bool {
+        self.account_id.is_empty()
     }
 
     /// Deny by default: each use case names the scope it needs.
@@ -62,7 +93,7 @@ impl Caller {
         } else {
             Err(AppError::forbidden(
                 "insufficient_scope",
-                format!("this API key lacks the `{}` scope", scope.as_str()),
+                format!("the caller lacks the `{}` permission", scope.as_str()),
             ))
         }
     }
@@ -86,6 +117,25 @@ pub enum Action {
     RequestRefused,
     AddressBanned,
     BanLifted,
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+    LoginSucceeded,
+    LoginFailed,
+    UserLocked,
+    SignedOut,
+    SessionRevoked,
+    PasswordChanged,
+    PasswordResetRequested,
+    PasswordReset,
+    FactorAdded,
+    FactorRemoved,
+    RecoveryCodesIssued,
+    MemberInvited,
+    MemberJoined,
+    MemberRoleChanged,
+    MemberRemoved,
+    PeoplePolicySet,
 }
 
 impl Action {
@@ -106,6 +156,25 @@ impl Action {
             Self::RequestRefused => "request.refused",
             Self::AddressBanned => "address.ban",
             Self::BanLifted => "address.unban",
+            Self::UserCreated => "user.create",
+            Self::UserDisabled => "user.disable",
+            Self::UserEnabled => "user.enable",
+            Self::LoginSucceeded => "login.ok",
+            Self::LoginFailed => "login.failed",
+            Self::UserLocked => "user.lock",
+            Self::SignedOut => "session.sign_out",
+            Self::SessionRevoked => "session.revoke",
+            Self::PasswordChanged => "password.change",
+            Self::PasswordResetRequested => "password.reset_request",
+            Self::PasswordReset => "password.reset",
+            Self::FactorAdded => "factor.add",
+            Self::FactorRemoved => "factor.remove",
+            Self::RecoveryCodesIssued => "recovery_codes.issue",
+            Self::MemberInvited => "member.invite",
+            Self::MemberJoined => "member.join",
+            Self::MemberRoleChanged => "member.role",
+            Self::MemberRemoved => "member.remove",
+            Self::PeoplePolicySet => "account.people_policy",
         }
     }
 }
@@ -135,7 +204,7 @@ impl AuditEvent {
     pub fn by(caller: &Caller, action: Action, target: impl Into<String>, at: Millis) -> Self {
         Self {
             actor: caller.actor.clone(),
-            account_id: Some(caller.account_id.clone()),
+            account_id: (!caller.is_instance()).then(|| caller.account_id.clone()),
             action,
             target: target.into(),
             client_ip: caller.client_ip,

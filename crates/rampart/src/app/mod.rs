@@ -46,9 +46,27 @@ use crate::store::accounts::DataKeyRecord;
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
 
+/// How long after proving who they are a signed-in person may do sensitive things (make keys,
+/// change roles, remove factors) without proving it again (OWASP ASVS 4.0 V3.7.1).
+pub const REAUTHENTICATION_WINDOW_MS: Millis = 10 * 60 * 1000;
+
 /// How often a key's `last_used_at` is written at most: the send path stays free of writes
 /// for bookkeeping, and the value is still accurate to the minute.
 const TOUCH_INTERVAL_MS: Millis = 60_000;
+
+/// A name (of a key, a user, an account) trimmed, of 1 to `max` characters, with no control
+/// characters (they would forge lines in logs and terminals; OWASP ASVS 4.0 V5.1.3).
+pub fn validate_name(raw: &str, max: usize) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > max || name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "invalid_name",
+            format!("a name is 1 to {max} characters, with no control characters"),
+            "name",
+        ));
+    }
+    Ok(name.to_owned())
+}
 
 /// The opened data directory and everything the use cases need.
 pub struct App {
@@ -225,6 +243,22 @@ impl App {
                 Ok::<_, AppError>(outcome)
             })
             .await
+    }
+
+    /// Step-up: a session must have proved who it is within the last minutes before a
+    /// sensitive change; keys and the local operator pass (they hold no password to ask for).
+    pub(crate) fn require_recent_authentication(&self, caller: &Caller) -> Result<(), AppError> {
+        match &caller.session {
+            Some(session)
+                if self.clock.now_ms() - session.authenticated_at > REAUTHENTICATION_WINDOW_MS =>
+            {
+                Err(AppError::forbidden(
+                    "reauthentication_required",
+                    "confirm your password (and second factor) again: POST /v1/auth/reauthenticate",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Records that a key was used, at most once a minute per key, without waiting.

@@ -74,7 +74,8 @@ impl fmt::Debug for ApiKeyToken {
 #[derive(Debug, Clone)]
 pub struct StoredApiKey {
     pub id: String,
-    pub account_id: String,
+    /// The account it acts in; `None` for an operator's key over the instance.
+    pub account_id: Option<String>,
     pub name: String,
     pub hash: Vec<u8>,
     pub scopes: Scopes,
@@ -87,6 +88,10 @@ pub struct StoredApiKey {
     /// Networks its account's keys may be used from (empty: any); filled when the key is
     /// loaded for authentication.
     pub account_allowed_ips: IpList,
+    /// The person it belongs to, if a person made it.
+    pub user_id: Option<String>,
+    /// The key that made it.
+    pub parent_id: Option<String>,
 }
 
 impl StoredApiKey {
@@ -103,14 +108,23 @@ impl StoredApiKey {
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
             allowed_ips: self.allowed_ips.to_stored(),
+            user_id: self.user_id.clone(),
+            parent_id: self.parent_id.clone(),
         }
     }
 }
 
 impl From<ApiKeyRecord> for StoredApiKey {
     fn from(r: ApiKeyRecord) -> Self {
+        // An account's key never holds a server-wide scope, whatever was stored before that
+        // rule existed: those belong to operators' keys.
+        let scopes = Scopes::from_stored(&r.scopes);
         Self {
-            scopes: Scopes::from_stored(&r.scopes),
+            scopes: if r.account_id.is_some() {
+                scopes.account_only()
+            } else {
+                scopes.server_wide_only()
+            },
             id: r.id,
             account_id: r.account_id,
             name: r.name,
@@ -121,14 +135,17 @@ impl From<ApiKeyRecord> for StoredApiKey {
             last_used_at: r.last_used_at,
             allowed_ips: IpList::from_stored(&r.allowed_ips),
             account_allowed_ips: IpList::default(),
+            user_id: r.user_id,
+            parent_id: r.parent_id,
         }
     }
 }
 
-/// Makes a new key for `account_id`: the token to show once, and the record to store.
+/// Makes a new key in `account_id` (`None`: an operator's key): the token to show once, and
+/// the record to store.
 pub fn issue(
     sealer: &Sealer,
-    account_id: &str,
+    account_id: Option<&str>,
     name: &str,
     scopes: Scopes,
     expires_at: Option<Millis>,
@@ -137,7 +154,7 @@ pub fn issue(
     let token = ApiKeyToken::generate();
     let stored = StoredApiKey {
         id: token.id().to_owned(),
-        account_id: account_id.to_owned(),
+        account_id: account_id.map(str::to_owned),
         name: name.to_owned(),
         hash: sealer.hash_api_key(token.reveal()).to_vec(),
         scopes,
@@ -147,6 +164,8 @@ pub fn issue(
         last_used_at: None,
         allowed_ips: IpList::default(),
         account_allowed_ips: IpList::default(),
+        user_id: None,
+        parent_id: None,
     };
     (token, stored)
 }
@@ -154,7 +173,7 @@ pub fn issue(
 /// Who is calling: established from a valid, live API key.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub account_id: String,
+    pub account_id: Option<String>,
     pub key_id: String,
     pub scopes: Scopes,
 }
@@ -199,7 +218,7 @@ mod tests {
     fn stored(hash: [u8; 32]) -> StoredApiKey {
         StoredApiKey {
             id: "rk_abc".into(),
-            account_id: "acc_1".into(),
+            account_id: Some("acc_1".into()),
             name: "k".into(),
             hash: hash.to_vec(),
             scopes: Scopes::all(),
@@ -209,6 +228,8 @@ mod tests {
             last_used_at: None,
             allowed_ips: IpList::default(),
             account_allowed_ips: IpList::default(),
+            user_id: None,
+            parent_id: None,
         }
     }
 

@@ -6,6 +6,10 @@
 //! and drops the whole cache when it moved on. File times are coarse (a few milliseconds), so
 //! nothing is served from or put into the cache while the epoch file is younger than
 //! `SETTLE`: a later change then always shows a different modification time.
+//!
+//! Unknown ids are remembered as misses too, so a flood of well-formed junk tokens costs no
+//! disk read; issuing a key moves the epoch on like any other change, and the table is
+//! emptied when it reaches `MAX_ENTRIES`, so junk cannot grow it without bound.
 
 use std::collections::HashMap;
 use std::fs;
@@ -24,10 +28,13 @@ type Stamp = (u64, i64, i64);
 /// How old the epoch file must be before records are cached against it.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Cached key records, valid while the epoch file is unchanged.
+/// Most ids remembered (keys and misses) before the table starts afresh.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Cached key records (`None`: no such key), valid while the epoch file is unchanged.
 pub struct KeyCache {
     epoch_file: PathBuf,
-    entries: RwLock<(Stamp, HashMap<String, Arc<StoredApiKey>>)>,
+    entries: RwLock<(Stamp, HashMap<String, Option<Arc<StoredApiKey>>>)>,
 }
 
 /// The stamp, and whether the file is old enough to cache against.
@@ -75,7 +82,7 @@ impl KeyCache {
             && entries.0 == current
             && let Some(key) = entries.1.get(id)
         {
-            return Ok(Some(Arc::clone(key)));
+            return Ok(key.clone());
         }
         // Read after taking the stamp: a change committed meanwhile moves the stamp on, so the
         // next lookup reloads.
@@ -83,7 +90,10 @@ impl KeyCache {
             let Some(record) = tx.find_api_key(id)? else {
                 return Ok(None);
             };
-            let account_ips = tx.account_allowed_ips(&record.account_id)?;
+            let account_ips = match &record.account_id {
+                Some(account) => tx.account_allowed_ips(account)?,
+                None => String::new(),
+            };
             let mut key = StoredApiKey::from(record);
             key.account_allowed_ips = IpList::from_stored(&account_ips);
             Ok::<_, StoreError>(Some(Arc::new(key)))
@@ -92,13 +102,11 @@ impl KeyCache {
             return Ok(found);
         }
         if let Ok(mut entries) = self.entries.write() {
-            if entries.0 != current {
+            if entries.0 != current || entries.1.len() >= MAX_ENTRIES {
                 entries.1.clear();
                 entries.0 = current;
             }
-            if let Some(key) = &found {
-                entries.1.insert(id.to_owned(), Arc::clone(key));
-            }
+            entries.1.insert(id.to_owned(), found.clone());
         }
         Ok(found)
     }
@@ -123,7 +131,7 @@ mod tests {
                 tx.insert_api_key(
                     &StoredApiKey {
                         id: "rk_1".into(),
-                        account_id: "acc_1".into(),
+                        account_id: Some("acc_1".into()),
                         name: "k".into(),
                         hash: vec![0; 32],
                         scopes: Scopes::all(),
@@ -133,6 +141,8 @@ mod tests {
                         last_used_at: None,
                         allowed_ips: IpList::default(),
                         account_allowed_ips: IpList::default(),
+                        user_id: None,
+                        parent_id: None,
                     }
                     .to_record(),
                 )

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod key_cache;
+pub mod roles;
 pub mod scopes;
 
 pub use api_keys::{ApiKeyToken, Principal};

@@ -19,18 +19,42 @@ pub enum Scope {
     ConnectorsRead,
     /// List and lift bans of client addresses (server-wide: for operators only).
     BansManage,
+    /// Read messages' status and metadata, never their bodies.
+    MessagesStatus,
+    /// List the account's members and their roles.
+    MembersRead,
+    /// Invite members, change their roles, remove them.
+    MembersManage,
+    /// Change the account's settings: allowlists, two-factor and password policies.
+    AccountManage,
+    /// Create accounts and manage people across the instance (server-wide: operators only).
+    AccountsManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 12] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
-        Scope::KeysManage,
-        Scope::MetricsRead,
+        Scope::MessagesStatus,
         Scope::InboundRead,
+        Scope::KeysManage,
+        Scope::MembersRead,
+        Scope::MembersManage,
+        Scope::AccountManage,
+        Scope::MetricsRead,
         Scope::ConnectorsRead,
         Scope::BansManage,
+        Scope::AccountsManage,
     ];
+
+    /// Scopes over the whole instance rather than one account: they belong to operators'
+    /// keys only, never to an account's.
+    pub fn is_server_wide(self) -> bool {
+        matches!(
+            self,
+            Scope::MetricsRead | Scope::ConnectorsRead | Scope::BansManage | Scope::AccountsManage
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +65,11 @@ impl Scope {
             Scope::InboundRead => "inbound:read",
             Scope::ConnectorsRead => "connectors:read",
             Scope::BansManage => "bans:manage",
+            Scope::MessagesStatus => "messages:status",
+            Scope::MembersRead => "members:read",
+            Scope::MembersManage => "members:manage",
+            Scope::AccountManage => "account:manage",
+            Scope::AccountsManage => "accounts:manage",
         }
     }
 
@@ -60,8 +89,9 @@ pub struct Scopes(u32);
 /// A scope name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown scope `{0}`; known scopes: messages:send, messages:read, keys:manage, metrics:read, \
-     inbound:read, connectors:read, bans:manage"
+    "unknown scope `{0}`; known scopes: messages:send, messages:read, messages:status, \
+     inbound:read, keys:manage, members:read, members:manage, account:manage, metrics:read, \
+     connectors:read, bans:manage, accounts:manage"
 )]
 pub struct UnknownScope(pub String);
 
@@ -77,6 +107,26 @@ impl Scopes {
     /// Every scope of `other` is also in `self`.
     pub fn covers(self, other: Scopes) -> bool {
         other.0 & !self.0 == 0
+    }
+
+    /// Only the scopes of one account (the server-wide ones removed).
+    pub fn account_only(self) -> Self {
+        self.iter().filter(|s| !s.is_server_wide()).collect()
+    }
+
+    /// Only the server-wide scopes.
+    pub fn server_wide_only(self) -> Self {
+        self.iter().filter(|s| s.is_server_wide()).collect()
+    }
+
+    /// The scopes held by either.
+    pub fn union(self, other: Scopes) -> Self {
+        Scopes(self.0 | other.0)
+    }
+
+    /// The scopes held by both.
+    pub fn intersect(self, other: Scopes) -> Self {
+        Scopes(self.0 & other.0)
     }
 
     pub fn is_empty(self) -> bool {

@@ -16,8 +16,10 @@ pub mod audit;
 pub mod bans;
 pub mod inbound;
 pub mod messages;
+pub mod people;
 pub mod queue;
 pub mod routing;
+pub mod sessions;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,9 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/sqlite/0005_access.sql"
     )),
     M::up(include_str!("../../../../migrations/sqlite/0006_bans.sql")),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0007_people.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.
@@ -81,8 +86,10 @@ pub trait Repositories:
     + bans::Bans
     + inbound::Inbound
     + messages::Messages
+    + people::People
     + queue::Queue
     + routing::Routing
+    + sessions::Sessions
 {
 }
 
@@ -93,8 +100,10 @@ impl<T> Repositories for T where
         + bans::Bans
         + inbound::Inbound
         + messages::Messages
+        + people::People
         + queue::Queue
         + routing::Routing
+        + sessions::Sessions
 {
 }
 

@@ -41,7 +41,8 @@ const FAST_ENV: &[(&str, &str)] = &[
 /// One running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// The default account's key, with every scope (printed on first start).
+    /// A key of the default account with every account scope, made with
+    /// `rampart apikey create` before the first start.
     pub key: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
@@ -69,8 +70,13 @@ pub fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
         .chain(extra_env)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let (child, addr, key) = start_server(&data_dir, &stderr_path, &env);
-    let key = key.unwrap_or_else(|| panic!("the first start printed no API key"));
+    let key = run_cli(
+        &data_dir,
+        &env,
+        &["apikey", "create", "--name", "test key", "--scopes", "*"],
+    );
+    let (child, addr, printed) = start_server(&data_dir, &stderr_path, &env);
+    assert_eq!(printed, None, "a start must never print an API key");
     TestApp {
         client: client_for(&data_dir, addr),
         addr,
@@ -81,6 +87,21 @@ pub fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
         env,
         _root: root,
     }
+}
+
+/// Runs a `rampart` admin command on the data directory; returns its stdout, trimmed.
+fn run_cli(data_dir: &Path, env: &[(String, String)], args: &[&str]) -> String {
+    let output = server_command(data_dir, env)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the rampart binary runs");
+    assert!(
+        output.status.success(),
+        "rampart {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn server_command(data_dir: &Path, env: &[(String, String)]) -> Command {
@@ -379,17 +400,13 @@ impl TestApp {
     /// Runs an admin subcommand against this data directory (the server may be running);
     /// asserts success and returns stdout, trimmed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = server_command(&self.data_dir, &self.env)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the rampart binary runs");
-        assert!(
-            output.status.success(),
-            "rampart {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        run_cli(&self.data_dir, &self.env, args)
+    }
+
+    /// A new operator's key over the instance with every server-wide scope (metrics,
+    /// connectors, bans, accounts).
+    pub fn operator_key(&self) -> String {
+        self.cli(&["apikey", "create", "--operator", "--name", "ops", "--scopes", "*"])
     }
 
     /// SIGKILL: no chance to flush or finish anything.

@@ -150,20 +150,25 @@ fn command(data_dir: &Path) -> std::process::Command {
 /// A running server.
 pub struct Rampart {
     pub dir: DataDir,
+    /// A key of the default account with every account scope.
     pub key: String,
+    /// An operator's key with every server-wide scope (connectors, metrics).
+    pub ops: String,
     addr: SocketAddr,
     client: reqwest::Client,
     child: std::process::Child,
 }
 
 impl Rampart {
-    /// Starts `rampart serve` on `dir` (first start: it prints the default account's key).
+    /// Makes the default account's key and an operator's key, then starts `rampart serve`.
     pub fn start(dir: DataDir) -> Self {
         Self::start_with_env(dir, &[])
     }
 
     /// [`Rampart::start`] with extra environment variables (configuration overrides).
     pub fn start_with_env(dir: DataDir, env: &[(&str, &str)]) -> Self {
+        let key = dir.cli(&["apikey", "create", "--scopes", "*"]);
+        let ops = dir.cli(&["apikey", "create", "--operator", "--scopes", "*"]);
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -185,7 +190,6 @@ impl Rampart {
             }
         });
         let deadline = Instant::now() + WAIT;
-        let mut key = None;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = lines.recv_timeout(left).unwrap_or_else(|_| {
@@ -195,9 +199,7 @@ impl Rampart {
                 )
             });
             let line = line.trim();
-            if line.starts_with("rk_") {
-                key = Some(line.to_owned());
-            }
+            assert!(!line.starts_with("rk_"), "a start must never print a key");
             if let Some(rest) = line.strip_prefix("Rampart listening on https://") {
                 break rest.split_whitespace().next().unwrap().parse().unwrap();
             }
@@ -210,7 +212,8 @@ impl Rampart {
             .build()
             .unwrap();
         Self {
-            key: key.expect("the first start prints the default key"),
+            key,
+            ops,
             dir,
             addr,
             client,
@@ -289,7 +292,7 @@ impl Rampart {
     pub async fn wait_for_connector(&self, name: &str, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + WAIT;
         loop {
-            let (status, list) = self.get("/v1/connectors", &self.key).await;
+            let (status, list) = self.get("/v1/connectors", &self.ops).await;
             assert_eq!(status, StatusCode::OK, "{list}");
             let found = list["data"]
                 .as_array()

@@ -12,7 +12,7 @@ async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart(
     require_node!();
     let app = Rampart::start(DataDir::new());
     // Nothing configured: everything goes to the sandbox.
-    let (status, list) = app.get("/v1/connectors", &app.key).await;
+    let (status, list) = app.get("/v1/connectors", &app.ops).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         list["routes"],
@@ -67,7 +67,7 @@ async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart(
         "--priority",
         "2",
     ]);
-    let (_, list) = app.get("/v1/connectors", &app.key).await;
+    let (_, list) = app.get("/v1/connectors", &app.ops).await;
     let deadline = std::time::Instant::now() + crate::harness::WAIT;
     let mut list = list;
     while list["routes"].as_array().unwrap().len() != 3 {
@@ -76,7 +76,7 @@ async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart(
             "route not loaded: {list}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        list = app.get("/v1/connectors", &app.key).await.1;
+        list = app.get("/v1/connectors", &app.ops).await.1;
     }
     assert_eq!(
         list["routes"][0]["prefix"], "+4479",

@@ -31,6 +31,7 @@ pub struct Config {
     pub limits: Limits,
     pub network: Network,
     pub rate_limits: RateLimits,
+    pub people: People,
     pub messaging: Messaging,
     pub delivery: Delivery,
     pub sandbox: Sandbox,
@@ -147,6 +148,49 @@ pub struct RateLimits {
     pub account_burst: u32,
 }
 
+/// People who sign in: sessions, passwords, links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct People {
+    /// A session unused this long ends (OWASP ASVS 4.0 V3.3.2).
+    pub session_idle_minutes: u32,
+    /// A session ends this long after sign-in, however active (V3.3.2).
+    pub session_absolute_hours: u32,
+    /// An operator-supplied list of breached passwords, one per line (plain or SHA-1 hex,
+    /// as Have I Been Pwned publishes them); such passwords are refused (NIST SP 800-63B
+    /// 5.1.1.2).
+    pub breached_passwords_file: Option<PathBuf>,
+    /// Argon2id memory in KiB, passes and lanes (OWASP minimum: 19456, 2, 1). Stored hashes
+    /// made with weaker settings are replaced at the next sign-in.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (0: one per core); the rest wait, so a flood of
+    /// sign-ins cannot take every core from the API.
+    pub max_concurrent_hashes: usize,
+    /// The address people reach the server at, for links in invitations and resets and as the
+    /// passkey origin (default: https://localhost:PORT of the listener).
+    pub public_url: Option<String>,
+    /// How long an invitation link stays valid.
+    pub invite_hours: u32,
+}
+
+impl Default for People {
+    fn default() -> Self {
+        Self {
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            breached_passwords_file: None,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_concurrent_hashes: 0,
+            public_url: None,
+            invite_hours: 72,
+        }
+    }
+}
+
 /// Message shape rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,6 +244,7 @@ impl Default for Config {
             limits: Limits::default(),
             network: Network::default(),
             rate_limits: RateLimits::default(),
+            people: People::default(),
             messaging: Messaging::default(),
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),

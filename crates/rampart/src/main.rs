@@ -2,6 +2,7 @@
 //! directory directly (they work whether or not the server is running).
 
 mod cli_admin;
+mod cli_people;
 mod cli_routing;
 
 use std::net::SocketAddr;
@@ -57,6 +58,12 @@ enum Command {
     /// Manage our numbers: which account receives the messages sent to each.
     #[command(subcommand)]
     Number(cli_routing::NumberCommand),
+    /// Manage people: operators and members of accounts.
+    #[command(subcommand)]
+    User(cli_people::UserCommand),
+    /// Manage the members of an account and their roles.
+    #[command(subcommand)]
+    Member(cli_people::MemberCommand),
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
@@ -102,6 +109,8 @@ fn main() -> anyhow::Result<()> {
             Command::Route(command) => cli_routing::run_route(&app, command).await,
             Command::Number(command) => cli_routing::run_number(&app, command).await,
             Command::Ban(command) => cli_admin::run_ban(&app, command).await,
+            Command::User(command) => cli_people::run_user(&app, command).await,
+            Command::Member(command) => cli_people::run_member(&app, command).await,
         }
     });
     app.close();

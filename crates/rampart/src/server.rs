@@ -2,6 +2,7 @@
 //! application layer, starts delivery and the listeners, and on SIGTERM stops intake, finishes
 //! in-flight requests, lets connectors settle, and commits everything before exiting.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,20 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let metrics = crate::monitor::metrics_handle();
     let app = Arc::new(tokio::task::block_in_place(|| App::open(config))?);
     app.bootstrap().await?;
+    if let Some((code, path)) = app.prepare_setup().await? {
+        // The code goes to a person at a terminal, never into a log that something captures.
+        if std::io::stdout().is_terminal() {
+            println!(
+                "No operator yet. Make the first one with this one-time setup code (POST /v1/auth/setup):"
+            );
+            println!("{}", code.reveal());
+        } else {
+            println!(
+                "No operator yet. The one-time setup code for the first one is in {} (POST /v1/auth/setup).",
+                path.display()
+            );
+        }
+    }
     let config = app.config().clone();
     let (cert, key) = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),

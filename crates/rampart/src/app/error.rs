@@ -25,6 +25,14 @@ pub enum AppError {
     /// No valid credentials (HTTP 401). Every cause looks the same to the caller.
     #[error("a valid API key is required")]
     Unauthenticated,
+    /// The email and password (or the second factor) were not accepted (HTTP 401). Unknown
+    /// emails, wrong passwords, locked and disabled users all look the same.
+    #[error("the sign-in was not accepted")]
+    SignInRefused,
+    /// Too many failed attempts from this client or on this user: wait (HTTP 429 with
+    /// `Retry-After`).
+    #[error("too many failed attempts; retry in {retry_after_ms} ms")]
+    Throttled { retry_after_ms: i64 },
     /// The caller is known but may not do this (HTTP 403).
     #[error("{message}")]
     Forbidden { code: &'static str, message: String },

@@ -13,7 +13,9 @@ pub mod bans;
 pub mod error;
 pub mod inbound;
 pub mod messages;
+pub mod people;
 pub mod routing;
+pub mod sessions;
 
 #[cfg(test)]
 mod delivery_tests;
@@ -38,6 +40,8 @@ use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
+use crate::identity::password::{BreachedList, HashParams, PasswordWork};
+use crate::identity::softlock::{Softlock, SoftlockConfig};
 use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
@@ -82,6 +86,13 @@ pub struct App {
     denied_ips: IpList,
     rate_limits: RateLimits,
     bans: Bans,
+    /// Password hashing, bounded in how much runs at once.
+    passwords: PasswordWork,
+    /// The operator's list of breached passwords (empty without one).
+    breached: BreachedList,
+    /// Failed sign-ins per email, and per client network: rising delays.
+    sign_in_throttle: Softlock<String>,
+    sign_in_network_throttle: Softlock<IpAddr>,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -132,6 +143,25 @@ impl App {
             })
             .collect();
         let (keyring, new_key) = Keyring::open(&master, &stored)?;
+        let people = &config.people;
+        let passwords = PasswordWork::new(
+            HashParams {
+                memory_kib: people.argon2_memory_kib,
+                iterations: people.argon2_iterations,
+                parallelism: people.argon2_parallelism,
+            },
+            (people.max_concurrent_hashes > 0).then_some(people.max_concurrent_hashes),
+        )
+        .map_err(|e| AppError::Setup(format!("people.argon2_*: {e}")))?;
+        let breached = match &people.breached_passwords_file {
+            Some(path) => BreachedList::load(path).map_err(|e| {
+                AppError::Setup(format!(
+                    "people.breached_passwords_file {}: {e}",
+                    path.display()
+                ))
+            })?,
+            None => BreachedList::empty(),
+        };
         if let Some(key) = new_key {
             let now = clock.now_ms();
             let record = DataKeyRecord {
@@ -147,6 +177,13 @@ impl App {
                 (config.network.ban_seconds as Millis).saturating_mul(1000),
             ),
             keys: KeyCache::new(&config.data_dir),
+            passwords,
+            breached,
+            sign_in_throttle: Softlock::new(SoftlockConfig::default()),
+            sign_in_network_throttle: Softlock::new(SoftlockConfig {
+                hard_lock_after: None,
+                ..SoftlockConfig::default()
+            }),
             config: Arc::new(config),
             store: Arc::new(store),
             sealer: Sealer::new(Arc::new(keyring)),

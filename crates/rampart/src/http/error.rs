@@ -75,7 +75,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "a valid API key is required: send `Authorization: Bearer rk_...`",
+            "a valid API key or session is required: send `Authorization: Bearer rk_...` or sign in",
         )
     }
 
@@ -199,6 +199,20 @@ impl From<AppError> for ApiError {
                 ..Self::bad_request(code, message)
             },
             AppError::Unauthenticated => Self::unauthorized(),
+            AppError::SignInRefused => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email, password or code was not accepted",
+            ),
+            AppError::Throttled { retry_after_ms } => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "too many failed attempts; retry after the time in Retry-After",
+                );
+                e.retry_after = Some((retry_after_ms.max(1) as u64).div_ceil(1000));
+                e
+            }
             AppError::Forbidden { code, message } => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }

@@ -116,8 +116,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The caller, authenticated by `Authorization: Bearer rk_...`.
+/// The caller, authenticated by `Authorization: Bearer rk_...`, or by a person's session
+/// cookie (with the session's CSRF token on every state-changing request).
 pub struct Auth(pub Caller);
+
+/// The session cookie: `__Host-` binds it to this origin, over HTTPS, for every path
+/// (OWASP ASVS 4.0 V3.4.1-V3.4.4).
+pub const SESSION_COOKIE: &str = "__Host-rampart_session";
+/// The cookie of a sign-in waiting for its second factor.
+pub const PENDING_COOKIE: &str = "__Host-rampart_sign_in";
+/// The header carrying the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The header naming the account a session acts in (when the path does not).
+pub const ACCOUNT_HEADER: &str = "rampart-account";
 
 impl Auth {
     /// The caller, once it holds `scope` (use cases check again; this lets handlers that
@@ -126,6 +137,48 @@ impl Auth {
         self.0.require(scope)?;
         Ok(&self.0)
     }
+}
+
+/// The value of cookie `name` in the request, if sent.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The client's address, as the server's trusted-proxy rule sees it.
+pub fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
+    let forwarded_for = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| state.app.client_ip(info.0.ip(), forwarded_for))
+}
+
+/// The account a request is about: `/v1/accounts/{id}/…` in the path, else the
+/// `Rampart-Account` header.
+fn account_of(parts: &Parts) -> Option<&str> {
+    parts
+        .uri
+        .path()
+        .strip_prefix("/v1/accounts/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            parts
+                .headers
+                .get(ACCOUNT_HEADER)
+                .and_then(|v| v.to_str().ok())
+        })
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -142,14 +195,24 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
-        let forwarded_for = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let client_ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| state.app.client_ip(info.0.ip(), forwarded_for));
-        Ok(Auth(state.app.authenticate(presented, client_ip)?))
+        let ip = client_ip(parts, state);
+        if presented.is_none()
+            && let Some(session) = cookie(parts, SESSION_COOKIE)
+        {
+            let csrf = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok());
+            let changes_state = !parts.method.is_safe();
+            let caller = state.app.authenticate_session(
+                session,
+                csrf,
+                changes_state,
+                account_of(parts),
+                ip,
+            )?;
+            return Ok(Auth(caller));
+        }
+        Ok(Auth(state.app.authenticate(presented, ip)?))
     }
 }

@@ -2,6 +2,7 @@
 //! protective layers every request passes (body limit, deadline, load shedding, panic guard).
 
 pub mod api_keys;
+pub mod auth;
 pub mod bans;
 pub mod connectors;
 pub mod deadline;
@@ -11,6 +12,7 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod oversized;
+pub mod people;
 pub mod system;
 pub mod whole_number;
 
@@ -133,6 +135,23 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(inbound::get_inbound))
         .routes(routes!(inbound::list_numbers))
         .routes(routes!(connectors::list_connectors))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::current_session))
+        .routes(routes!(auth::reauthenticate))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::list_sessions))
+        .routes(routes!(auth::revoke_session))
+        .routes(routes!(auth::list_roles))
+        .routes(routes!(people::setup))
+        .routes(routes!(people::request_reset))
+        .routes(routes!(people::complete_reset))
+        .routes(routes!(people::accept_invitation))
+        .routes(routes!(people::list_users, people::create_user))
+        .routes(routes!(people::disable_user))
+        .routes(routes!(people::enable_user))
+        .routes(routes!(people::list_members, people::invite_member))
+        .routes(routes!(people::change_role, people::remove_member))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -9,7 +9,9 @@ use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{
     ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{OpenApi, Ref, RefOr};
 
 use super::error::Problem;
@@ -17,7 +19,8 @@ use crate::config::Messaging;
 use crate::identity::Scope;
 use crate::messaging::encoding::{MULTIPART_SEPTETS, SINGLE_PART_SEPTETS};
 
-/// The `api_key` bearer scheme that authenticated operations name.
+/// The schemes authenticated operations name: `api_key` (a bearer key) and `session` (a
+/// signed-in person's cookie, with `X-CSRF-Token` on state-changing requests).
 pub struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
@@ -31,6 +34,14 @@ impl utoipa::Modify for SecurityAddon {
                     .bearer_format("rk_...")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Host-rampart_session",
+                "A signed-in person's session (POST /v1/auth/login). Requests that change \
+                 something also send the session's CSRF token as `X-CSRF-Token`.",
+            ))),
         );
     }
 }
@@ -132,6 +143,16 @@ impl utoipa::Modify for LayerAnswers {
                         .responses
                         .entry(status.to_owned())
                         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response)));
+                }
+                // Every operation open to an API key is open to a session too.
+                if let Some(security) = operation.security.as_mut()
+                    && security.iter().any(|s| {
+                        serde_json::to_value(s)
+                            .ok()
+                            .is_some_and(|v| v.get("api_key").is_some())
+                    })
+                {
+                    security.push(SecurityRequirement::new("session", Vec::<String>::new()));
                 }
                 // Rate limits apply to callers with an API key.
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {

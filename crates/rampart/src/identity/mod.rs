@@ -4,9 +4,12 @@
 //! application layer.
 
 pub mod api_keys;
+pub mod codes;
 pub mod key_cache;
+pub mod password;
 pub mod roles;
 pub mod scopes;
+pub mod softlock;
 
 pub use api_keys::{ApiKeyToken, Principal};
 pub use scopes::{Scope, Scopes};

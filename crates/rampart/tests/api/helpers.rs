@@ -403,6 +403,12 @@ impl TestApp {
         run_cli(&self.data_dir, &self.env, args)
     }
 
+    /// The `rampart` command on this data directory, with the test settings, to run as the
+    /// test pleases.
+    pub fn command(&self) -> Command {
+        server_command(&self.data_dir, &self.env)
+    }
+
     /// A new operator's key over the instance with every server-wide scope (metrics,
     /// connectors, bans, accounts).
     pub fn operator_key(&self) -> String {

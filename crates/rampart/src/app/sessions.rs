@@ -32,6 +32,8 @@ pub const PENDING_TTL_MS: Millis = 5 * 60 * 1000;
 /// Failed sign-ins in a row that lock a user until a reset or an operator (NIST SP 800-63B
 /// 5.2.2: at most 100).
 pub const LOCK_AFTER_FAILURES: u32 = 100;
+/// Wrong second factors a pending sign-in survives (then the password step starts again).
+pub const MAX_SECOND_FACTOR_ATTEMPTS: u32 = 3;
 /// A session's `last_seen_at` is written at most this often.
 const TOUCH_EVERY_MS: Millis = 60_000;
 
@@ -232,6 +234,85 @@ impl App {
             self.store
                 .write_detached(move |tx| tx.clear_failed_logins(&id));
         }
+    }
+
+    /// The sign-in waiting for its second factor behind a presented token, and its person.
+    /// Every failure is the same refusal.
+    pub fn pending_sign_in(&self, presented: &str) -> Result<(ChallengeRecord, UserRecord), AppError> {
+        let token = LinkToken::parse(PENDING_PREFIX, presented).ok_or(AppError::SignInRefused)?;
+        let now = self.clock.now_ms();
+        let hash = self.sealer.hash_api_key(token.reveal());
+        let found = self.store.read(|tx| {
+            let Some(challenge) = tx.get_challenge(token.id())? else {
+                return Ok::<_, AppError>(None);
+            };
+            let user = match &challenge.user_id {
+                Some(id) => tx.get_user(id)?,
+                None => None,
+            };
+            Ok(user.map(|u| (challenge, u)))
+        })?;
+        found
+            .filter(|(c, u)| {
+                bool::from(c.hash.as_slice().ct_eq(&hash))
+                    && c.purpose == "sign_in"
+                    && c.used_at.is_none()
+                    && c.expires_at > now
+                    && c.attempts < MAX_SECOND_FACTOR_ATTEMPTS
+                    && u.disabled_at.is_none()
+                    && u.locked_at.is_none()
+            })
+            .ok_or(AppError::SignInRefused)
+    }
+
+    /// A wrong second factor: counted on the pending sign-in, which dies after three (the
+    /// person starts again with their password), and on the person's failures in a row.
+    pub async fn fail_second_factor(
+        &self,
+        challenge: &ChallengeRecord,
+        user: &UserRecord,
+        factor: &'static str,
+        client: &Client,
+    ) -> AppError {
+        let now = self.clock.now_ms();
+        let id = challenge.id.clone();
+        if let Err(e) = self
+            .store
+            .write(move |tx| {
+                let attempts = tx.note_challenge_attempt(&id)?;
+                if attempts >= MAX_SECOND_FACTOR_ATTEMPTS {
+                    tx.use_challenge(&id, now)?;
+                }
+                Ok::<_, AppError>(())
+            })
+            .await
+        {
+            return e;
+        }
+        tracing::info!(factor, "a second factor was refused");
+        self.note_failed_attempt(&user.email, Some(user), client, now)
+            .await
+    }
+
+    /// Completes a sign-in whose second factor was accepted: the pending sign-in is used up
+    /// and a session starts.
+    pub async fn finish_sign_in(
+        &self,
+        challenge: &ChallengeRecord,
+        user: &UserRecord,
+        client: &Client,
+    ) -> Result<NewSession, AppError> {
+        let now = self.clock.now_ms();
+        let id = challenge.id.clone();
+        let fresh = self
+            .store
+            .write(move |tx| Ok::<_, AppError>(tx.use_challenge(&id, now)?))
+            .await?;
+        if !fresh {
+            return Err(AppError::SignInRefused);
+        }
+        self.note_successful_attempt(&user.email, user, client);
+        self.start_session(user, client).await
     }
 
     /// Replaces a stored hash made with weaker settings, while the password is at hand.

@@ -53,6 +53,20 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionCookie {
     }
 }
 
+/// The cookie of a sign-in waiting for its second factor (401 `invalid_credentials`
+/// without one).
+pub struct PendingSignIn(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PendingSignIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        cookie(parts, PENDING_COOKIE)
+            .map(|c| Self(c.to_owned()))
+            .ok_or_else(|| ApiError::from(crate::app::AppError::SignInRefused))
+    }
+}
+
 /// A cookie for this origin only, over HTTPS only, out of scripts' reach, never sent by other
 /// sites (OWASP ASVS 4.0 V3.4).
 pub fn set_cookie(name: &str, value: &str, max_age_ms: Millis) -> HeaderValue {

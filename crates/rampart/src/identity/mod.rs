@@ -1,5 +1,5 @@
 //! Layer 3, identity and access: API keys (tokens, verification, the in-memory key cache)
-//! and the scopes they carry; people's second factor (TOTP) and one-time codes
+//! and the scopes they carry; people's second factors (TOTP, passkeys) and one-time codes
 //! and link tokens. Deny by default: a key can do exactly what its scopes name,
 //! within its own account. Accounts themselves are records of the store, created by the
 //! application layer.
@@ -7,6 +7,7 @@
 pub mod api_keys;
 pub mod codes;
 pub mod key_cache;
+pub mod passkeys;
 pub mod scopes;
 pub mod totp;
 

@@ -228,6 +228,10 @@ pub struct Sandbox {
     pub receipt_delay_ms: u64,
     /// Delay of the "delayed" test number's receipt.
     pub delayed_receipt_ms: u64,
+    /// A file the sandbox appends every message it accepts to, one JSON line each (`to`,
+    /// `from`, `body`), created owner-only: a test phone for demos and tests, such as reading
+    /// a sign-in code. Off by default: it holds message text in clear.
+    pub outbox_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -300,6 +304,7 @@ impl Default for Sandbox {
         Self {
             receipt_delay_ms: 20,
             delayed_receipt_ms: 5_000,
+            outbox_file: None,
         }
     }
 }

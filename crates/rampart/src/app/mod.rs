@@ -13,6 +13,7 @@ pub mod bans;
 pub mod error;
 pub mod inbound;
 pub mod messages;
+pub mod notices;
 pub mod people;
 pub mod routing;
 pub mod sessions;

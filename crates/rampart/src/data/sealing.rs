@@ -23,6 +23,13 @@ pub enum Field {
     InboundBody,
     /// `connectors.password_sealed`: an SMSC bind password (operator-owned, no account).
     ConnectorPassword,
+    /// `users.phone_sealed`: the phone number a person gets codes at (no account).
+    UserPhone,
+    /// `factors.secret_sealed`: a TOTP secret or a passkey credential (no account).
+    FactorSecret,
+    /// `challenges.state_sealed`: what a one-time challenge carries (a code's phone number, a
+    /// passkey ceremony's state; no account).
+    ChallengeState,
 }
 
 impl Field {
@@ -33,6 +40,9 @@ impl Field {
             Self::InboundFrom => ("inbound_messages", "from_sealed"),
             Self::InboundBody => ("inbound_messages", "body_sealed"),
             Self::ConnectorPassword => ("connectors", "password_sealed"),
+            Self::UserPhone => ("users", "phone_sealed"),
+            Self::FactorSecret => ("factors", "secret_sealed"),
+            Self::ChallengeState => ("challenges", "state_sealed"),
         }
     }
 
@@ -59,6 +69,9 @@ impl Field {
             Self::InboundFrom => "inbound-from",
             Self::InboundBody => "inbound-body",
             Self::ConnectorPassword => "connector-password",
+            Self::UserPhone => "user-phone",
+            Self::FactorSecret => "factor-secret",
+            Self::ChallengeState => "challenge-state",
         };
         format!("{prefix}:{row}").into_bytes()
     }

@@ -11,6 +11,9 @@
 //! | `+15005550004` | accepted, receipt after `delayed_receipt_ms` (default 5 s)         |
 //! | `+15005550005` | accepted, then the receipt says `expired`                          |
 //! | `+15005550006` | accepted, and no receipt ever comes (stays `sent`)                 |
+//!
+//! With `sandbox.outbox_file` set, every accepted message is also appended to that file as a
+//! JSON line: the sandbox's test phone.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -66,6 +69,8 @@ pub struct Sandbox {
     receipts: Mutex<Option<mpsc::UnboundedSender<(Duration, ConnectorEvent)>>>,
     submitted: AtomicU64,
     refused: AtomicU64,
+    /// The outbox file, opened on first use.
+    outbox: Mutex<Option<std::fs::File>>,
 }
 
 impl Sandbox {
@@ -83,7 +88,38 @@ impl Sandbox {
             receipts: Mutex::new(Some(receipts)),
             submitted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            outbox: Mutex::new(None),
         })
+    }
+
+    /// Appends an accepted message to the outbox file, when one is configured.
+    fn write_outbox(&self, message: &Outbound) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(path) = &self.config.outbox_file else {
+            return;
+        };
+        let mut file = lock(&self.outbox);
+        if file.is_none() {
+            *file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| tracing::warn!(error = %e, "cannot open the sandbox outbox"))
+                .ok();
+        }
+        let line = serde_json::json!({
+            "message_id": message.message_id,
+            "to": message.to,
+            "from": message.from,
+            "body": message.body,
+        });
+        if let Some(f) = file.as_mut()
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            tracing::warn!(error = %e, "cannot write the sandbox outbox");
+        }
     }
 
     fn receipt_for(&self, to: &str) -> Option<(Duration, ReceiptState, Option<&'static str>)> {
@@ -195,6 +231,7 @@ impl Connector for Sandbox {
                 }
             } else {
                 self.submitted.fetch_add(1, Ordering::Relaxed);
+                self.write_outbox(&message);
                 let provider_ids: Vec<String> = (0..message.segments.max(1))
                     .map(|_| crate::store::new_id("sbx"))
                     .collect();

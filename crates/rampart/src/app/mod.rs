@@ -55,6 +55,9 @@ use crate::store::{Store, StoreError, Tx};
 /// change roles, remove factors) without proving it again (OWASP ASVS 4.0 V3.7.1).
 pub const REAUTHENTICATION_WINDOW_MS: Millis = 10 * 60 * 1000;
 
+/// Sign-ins that may wait for the password hasher at once; more are answered 429 at once.
+const SIGN_IN_QUEUE: usize = 64;
+
 /// How often a key's `last_used_at` is written at most: the send path stays free of writes
 /// for bookkeeping, and the value is still accurate to the minute.
 const TOUCH_INTERVAL_MS: Millis = 60_000;
@@ -94,6 +97,10 @@ pub struct App {
     /// Failed sign-ins per email, and per client network: rising delays.
     sign_in_throttle: Softlock<String>,
     sign_in_network_throttle: Softlock<IpAddr>,
+    /// Sign-ins that may wait for the password hasher at once.
+    sign_in_queue: tokio::sync::Semaphore,
+    /// The one lane to the hasher for sign-ins from networks that failed recently.
+    suspect_sign_ins: tokio::sync::Semaphore,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -180,7 +187,14 @@ impl App {
             keys: KeyCache::new(&config.data_dir),
             passwords,
             breached,
-            sign_in_throttle: Softlock::new(SoftlockConfig::default()),
+            // The lock after 100 failures in a row is durable, in the user record; these
+            // tables only slow attempts down.
+            sign_in_throttle: Softlock::new(SoftlockConfig {
+                hard_lock_after: None,
+                ..SoftlockConfig::default()
+            }),
+            sign_in_queue: tokio::sync::Semaphore::new(SIGN_IN_QUEUE),
+            suspect_sign_ins: tokio::sync::Semaphore::new(1),
             sign_in_network_throttle: Softlock::new(SoftlockConfig {
                 hard_lock_after: None,
                 ..SoftlockConfig::default()

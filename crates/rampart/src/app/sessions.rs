@@ -15,10 +15,10 @@ use subtle::ConstantTimeEq;
 use super::audit::{Action, Actor, AuditEvent, Caller, SessionCaller};
 use super::{App, AppError};
 use crate::clock::Millis;
+use crate::identity::Scopes;
 use crate::identity::codes::LinkToken;
 use crate::identity::password::{Password, PasswordContext, Verification};
 use crate::identity::roles::Role;
-use crate::identity::Scopes;
 use crate::network::ip::{IpList, client_network};
 use crate::store::people::UserRecord;
 use crate::store::sessions::{ChallengeRecord, SessionRecord};
@@ -57,7 +57,7 @@ pub struct NewSession {
 #[derive(Debug)]
 pub enum SignIn {
     /// Signed in.
-    Done(NewSession),
+    Done(Box<NewSession>),
     /// The password was right; a second factor must follow within [`PENDING_TTL_MS`], with
     /// this token (kept in a cookie).
     SecondFactor {
@@ -84,8 +84,28 @@ impl App {
         client: &Client,
     ) -> Result<SignIn, AppError> {
         let email = normalise_email(email);
+        // A network that failed recently shares one lane to the password hasher with every
+        // other such network, so a flood from a few addresses cannot make people at clean
+        // addresses wait behind it.
+        let suspect = client.ip.is_some_and(|ip| {
+            self.sign_in_network_throttle
+                .failures(&client_network(ip), self.clock.now_ms())
+                > 0
+        });
         let user = self.check_attempt(&email, client, |tx| tx.find_user_by_email(&email))?;
         let now = self.clock.now_ms();
+        // Past this many attempts waiting for the password hasher, answer at once rather
+        // than queue behind a flood (the client retries after Retry-After).
+        let Ok(_queued) = self.sign_in_queue.try_acquire() else {
+            metrics::counter!("rampart_sign_in_shed_total").increment(1);
+            return Err(AppError::Throttled {
+                retry_after_ms: 1_000,
+            });
+        };
+        let _lane = match suspect {
+            true => Some(self.suspect_sign_ins.acquire().await),
+            false => None,
+        };
         let verified = match user.as_ref().and_then(|u| u.password_hash.as_deref()) {
             Some(phc) => self.passwords.verify(&password, phc).await,
             None => {
@@ -103,16 +123,14 @@ impl App {
                 user
             }
             (user, _) => {
-                return Err(self
-                    .note_failed_attempt(&email, user.as_ref(), client, now)
-                    .await);
+                return Err(self.note_failed_attempt(user.as_ref(), client, now).await);
             }
         };
         self.note_successful_attempt(&email, &user, client);
         let factors = self.second_factors(&user)?;
         if factors.is_empty() {
             let session = self.start_session(&user, client).await?;
-            return Ok(SignIn::Done(session));
+            return Ok(SignIn::Done(Box::new(session)));
         }
         let pending = LinkToken::generate(PENDING_PREFIX);
         let challenge = ChallengeRecord {
@@ -154,17 +172,27 @@ impl App {
         F: FnOnce(&crate::store::Tx<'_>) -> Result<Option<UserRecord>, crate::store::StoreError>,
     {
         let now = self.clock.now_ms();
+        if let Some(ip) = client.ip {
+            self.refuse_if_banned(ip)?;
+        }
+        let wait = |w: crate::identity::softlock::RetryAfter| AppError::Throttled {
+            retry_after_ms: w.0,
+        };
         self.sign_in_throttle
-            .check(&email.to_owned(), now)
-            .map_err(|wait| AppError::Throttled {
-                retry_after_ms: wait.0,
-            })?;
+            .check(&throttle_key(email, client), now)
+            .map_err(wait)?;
         if let Some(ip) = client.ip {
             self.sign_in_network_throttle
                 .check(&client_network(ip), now)
-                .map_err(|wait| AppError::Throttled {
-                    retry_after_ms: wait.0,
-                })?;
+                .map_err(wait)?;
+        }
+        // Charged now, not after the password is checked: attempts sent all at once would
+        // otherwise all pass the check before the first failure is counted. A success
+        // refunds them.
+        self.sign_in_throttle
+            .fail(&throttle_key(email, client), now);
+        if let Some(ip) = client.ip {
+            self.sign_in_network_throttle.fail(&client_network(ip), now);
         }
         Ok(self.store.read(find)?)
     }
@@ -172,15 +200,13 @@ impl App {
     /// Counts a failed attempt; locks the user at the hard limit. Returns the answer to give.
     pub(crate) async fn note_failed_attempt(
         &self,
-        email: &str,
         user: Option<&UserRecord>,
         client: &Client,
         now: Millis,
     ) -> AppError {
         metrics::counter!("rampart_sign_in_failures_total").increment(1);
-        let outcome = self.sign_in_throttle.fail(&email.to_owned(), now);
         if let Some(ip) = client.ip {
-            self.sign_in_network_throttle.fail(&client_network(ip), now);
+            self.note_failed_authentication(ip);
         }
         let user_id = user.map(|u| u.id.clone());
         let mut audit = self.person_event(
@@ -198,9 +224,7 @@ impl App {
                 return Ok::<_, AppError>(false);
             };
             let failures = tx.note_failed_login(&id)?;
-            let lock = (failures >= LOCK_AFTER_FAILURES
-                || outcome.locked)
-                && locked_at.is_none();
+            let lock = failures >= LOCK_AFTER_FAILURES && locked_at.is_none();
             if lock {
                 tx.set_user_locked(&id, Some(now))?;
                 AuditEvent {
@@ -225,7 +249,7 @@ impl App {
     }
 
     pub(crate) fn note_successful_attempt(&self, email: &str, user: &UserRecord, client: &Client) {
-        self.sign_in_throttle.succeed(&email.to_owned());
+        self.sign_in_throttle.succeed(&throttle_key(email, client));
         if let Some(ip) = client.ip {
             self.sign_in_network_throttle.succeed(&client_network(ip));
         }
@@ -238,7 +262,10 @@ impl App {
 
     /// The sign-in waiting for its second factor behind a presented token, and its person.
     /// Every failure is the same refusal.
-    pub fn pending_sign_in(&self, presented: &str) -> Result<(ChallengeRecord, UserRecord), AppError> {
+    pub fn pending_sign_in(
+        &self,
+        presented: &str,
+    ) -> Result<(ChallengeRecord, UserRecord), AppError> {
         let token = LinkToken::parse(PENDING_PREFIX, presented).ok_or(AppError::SignInRefused)?;
         let now = self.clock.now_ms();
         let hash = self.sealer.hash_api_key(token.reveal());
@@ -290,8 +317,9 @@ impl App {
             return e;
         }
         tracing::info!(factor, "a second factor was refused");
-        self.note_failed_attempt(&user.email, Some(user), client, now)
-            .await
+        self.sign_in_throttle
+            .fail(&throttle_key(&user.email, client), now);
+        self.note_failed_attempt(Some(user), client, now).await
     }
 
     /// Completes a sign-in whose second factor was accepted: the pending sign-in is used up
@@ -458,7 +486,14 @@ impl App {
                 Some(account) => Some(tx.account_allowed_ips(account)?),
                 None => None,
             };
-            Ok(Some((session, user, memberships, factors, policies, allowed)))
+            Ok(Some((
+                session,
+                user,
+                memberships,
+                factors,
+                policies,
+                allowed,
+            )))
         })?;
         let Some((session, user, memberships, factors, policies, allowed)) = found else {
             return Err(AppError::Unauthenticated);
@@ -484,9 +519,11 @@ impl App {
         }
         if session.last_seen_at + TOUCH_EVERY_MS <= now {
             let id = session.id.clone();
-            self.store.write_detached(move |tx| tx.touch_session(&id, now));
+            self.store
+                .write_detached(move |tx| tx.touch_session(&id, now));
         }
-        let has_factor = factors.iter().any(|f| f.confirmed_at.is_some()) || user.phone_sealed.is_some();
+        let has_factor =
+            factors.iter().any(|f| f.confirmed_at.is_some()) || user.phone_sealed.is_some();
         let (account_id, role) = match account {
             Some(id) => match memberships.iter().find(|m| m.account_id == id) {
                 Some(m) => (id.to_owned(), Role::parse(&m.role)),
@@ -504,9 +541,8 @@ impl App {
             (p.require_2fa && !has_factor)
                 || (id == &account_id
                     && p.password_max_age_days.is_some_and(|days| {
-                        user.password_changed_at.is_some_and(|at| {
-                            now - at > Millis::from(days) * 86_400_000
-                        })
+                        user.password_changed_at
+                            .is_some_and(|at| now - at > Millis::from(days) * 86_400_000)
                     }))
         });
         let scopes = match role {
@@ -592,7 +628,8 @@ impl App {
         password: SecretString,
         client: &Client,
     ) -> Result<(), AppError> {
-        let (Some(user_id), Some(session)) = (caller.user_id.clone(), caller.session.clone()) else {
+        let (Some(user_id), Some(session)) = (caller.user_id.clone(), caller.session.clone())
+        else {
             return Err(AppError::forbidden(
                 "session_required",
                 "only a signed-in person can re-authenticate",
@@ -610,9 +647,7 @@ impl App {
             None => false,
         };
         if !ok {
-            return Err(self
-                .note_failed_attempt(&user_id, Some(&user), client, now)
-                .await);
+            return Err(self.note_failed_attempt(Some(&user), client, now).await);
         }
         self.note_successful_attempt(&user_id, &user, client);
         self.store
@@ -721,6 +756,16 @@ impl App {
             outcome: super::audit::Outcome::Done,
             at,
         }
+    }
+}
+
+/// The key of the rising delays of one person: the email together with the client network,
+/// so that failures from elsewhere slow the attacker, not the person at their own desk. The
+/// lock after 100 failures in a row counts every network (it lives with the user record).
+fn throttle_key(email: &str, client: &Client) -> String {
+    match client.ip {
+        Some(ip) => format!("{email} {}", client_network(ip)),
+        None => email.to_owned(),
     }
 }
 

@@ -15,8 +15,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Auth, PENDING_COOKIE, SESSION_COOKIE, client_ip, cookie};
 use super::openapi::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
-    Unprocessable, UnsupportedMediaType,
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
 };
 use crate::app::sessions::{Client, NewSession, SignIn};
 use crate::clock::{self, Millis};

@@ -159,6 +159,16 @@ impl<K: Hash + Eq + Clone> Softlock<K> {
         }
     }
 
+    /// Failures in a row on `key` still remembered at `now` (0 for a key with a clean record).
+    pub fn failures(&self, key: &K, now: Millis) -> u32 {
+        let table = self.lock();
+        table
+            .entries
+            .get(key)
+            .filter(|entry| !self.is_forgotten(entry, now))
+            .map_or(0, |entry| entry.consecutive)
+    }
+
     /// Records a successful attempt: the key starts afresh.
     pub fn succeed(&self, key: &K) {
         let mut table = self.lock();

@@ -56,7 +56,9 @@ async fn a_signed_in_owner_sends_and_a_state_change_without_the_csrf_token_is_re
 async fn unknown_emails_and_wrong_passwords_get_the_same_answer() {
     let app = spawn_app();
     app.create_person("ada@example.com", "owner", None);
-    let wrong = app.login("ada@example.com", "not the right passphrase").await;
+    let wrong = app
+        .login("ada@example.com", "not the right passphrase")
+        .await;
     let unknown = app.login("nobody@example.com", PASSWORD).await;
     wrong.assert_problem(401, "invalid_credentials");
     unknown.assert_problem(401, "invalid_credentials");
@@ -70,7 +72,9 @@ async fn repeated_failures_slow_the_next_attempts_down() {
     app.create_person("ada@example.com", "owner", None);
     let mut throttled = None;
     for _ in 0..6 {
-        let reply = app.login("ada@example.com", "not the right passphrase").await;
+        let reply = app
+            .login("ada@example.com", "not the right passphrase")
+            .await;
         if reply.status == 429 {
             throttled = Some(reply);
             break;
@@ -266,9 +270,15 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let id = app.create_person("owner@example.com", "owner", None);
     let owner = app.sign_in("owner@example.com", PASSWORD).await;
     let path = format!("/v1/accounts/{account}/members/{id}");
-    app.as_person(&owner, Method::PATCH, &path, Some(&json!({"role": "admin"})), true)
-        .await
-        .assert_problem(409, "last_owner");
+    app.as_person(
+        &owner,
+        Method::PATCH,
+        &path,
+        Some(&json!({"role": "admin"})),
+        true,
+    )
+    .await
+    .assert_problem(409, "last_owner");
     app.as_person(&owner, Method::DELETE, &path, None, true)
         .await
         .assert_problem(409, "last_owner");
@@ -333,5 +343,75 @@ async fn the_role_matrix_is_served() {
     let data = roles.json()["data"].as_array().unwrap().clone();
     assert_eq!(data.len(), 8);
     let viewer = data.iter().find(|r| r["role"] == "viewer").unwrap();
-    assert_eq!(viewer["permissions"], json!(["messages:status", "members:read"]));
+    assert_eq!(
+        viewer["permissions"],
+        json!(["messages:status", "members:read"])
+    );
+}
+
+#[tokio::test]
+async fn a_correct_sign_in_answers_within_a_second_while_other_addresses_flood_wrong_passwords() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::{Duration, Instant};
+    let app = spawn_app();
+    app.create_person("ada@example.com", "owner", None);
+    let attackers: Vec<_> = (2..12u8)
+        .map(|last| app.client_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))))
+        .collect();
+    let url = app.url("/v1/auth/login");
+    // The person's connection is open, as a browser's would be.
+    assert_eq!(app.get("/healthz", "").await.status, 200);
+    // 200 wrong passwords a second for four seconds, spread over ten addresses.
+    let flood = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        let mut sent = Vec::new();
+        for i in 0..800usize {
+            tick.tick().await;
+            let client = attackers[i % attackers.len()].clone();
+            let url = url.clone();
+            sent.push(tokio::spawn(async move {
+                let email = if i % 2 == 0 {
+                    "ada@example.com".to_owned()
+                } else {
+                    format!("guess{i}@example.com")
+                };
+                client
+                    .post(url)
+                    .json(&json!({"email": email, "password": format!("wrong guess {i} of many")}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in sent {
+            statuses.push(task.await.unwrap());
+        }
+        statuses
+    });
+    // Measured once the flood is in full swing.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = app.login("ada@example.com", PASSWORD).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        slowest = slowest.max(took);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let statuses = flood.await.unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the slowest correct sign-in took {slowest:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [401, 403, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() > 400,
+        "attackers are slowed down"
+    );
 }

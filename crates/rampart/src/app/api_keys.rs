@@ -123,14 +123,13 @@ impl App {
         caller: &Caller,
         request: NewApiKey,
     ) -> Result<IssuedApiKey, AppError> {
-        if !caller.is_instance() {
-            caller.require(Scope::KeysManage)?;
-        } else if caller.scopes.is_empty() {
-            return Err(AppError::forbidden(
-                "insufficient_scope",
-                "the caller holds no scope to give a key",
-            ));
-        }
+        // Over the instance, making keys is managing operators' keys: the scope that lists and
+        // revokes them, so a scraper's key cannot mint more keys.
+        caller.require(if caller.is_instance() {
+            Scope::AccountsManage
+        } else {
+            Scope::KeysManage
+        })?;
         self.require_recent_authentication(caller)?;
         let name = super::validate_name(&request.name, MAX_KEY_NAME)?;
         let held = if caller.is_instance() {
@@ -249,7 +248,8 @@ impl App {
                 .filter(|k| k.account_id.is_none())
         } else {
             caller.require(Scope::KeysManage)?;
-            self.store.read(|tx| tx.get_api_key(&caller.account_id, id))?
+            self.store
+                .read(|tx| tx.get_api_key(&caller.account_id, id))?
         };
         found
             .map(StoredApiKey::from)

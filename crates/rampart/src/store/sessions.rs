@@ -82,8 +82,12 @@ pub trait Sessions {
     /// Replaces the user's recovery codes.
     fn replace_recovery_codes(&self, user_id: &str, hashes: &[Vec<u8>]) -> Result<(), StoreError>;
     /// Uses a recovery code; false when it does not exist or was used.
-    fn use_recovery_code(&self, user_id: &str, hash: &[u8], now: Millis)
-    -> Result<bool, StoreError>;
+    fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &[u8],
+        now: Millis,
+    ) -> Result<bool, StoreError>;
     fn count_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError>;
 
     fn insert_challenge(&self, challenge: &ChallengeRecord) -> Result<(), StoreError>;
@@ -364,9 +368,7 @@ impl Sessions for Db<'_> {
     fn use_challenge(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "UPDATE challenges SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            )?
+            .prepare_cached("UPDATE challenges SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL")?
             .execute(params![id, now])?
             == 1)
     }
@@ -395,9 +397,7 @@ impl Sessions for Db<'_> {
     fn purge_challenges(&self, before: Millis) -> Result<usize, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "DELETE FROM challenges WHERE expires_at < ?1 OR used_at < ?1",
-            )?
+            .prepare_cached("DELETE FROM challenges WHERE expires_at < ?1 OR used_at < ?1")?
             .execute([before])?)
     }
 }

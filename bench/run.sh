@@ -85,30 +85,35 @@ trap 'stop_server; rm -f "$results" "$results.run" "$results.rss"' EXIT
 start_server() {
     data_dir=$(mktemp -d /tmp/rampart-bench.XXXXXX)
     local log="$data_dir/server.log"
+    # A start prints no key: the default account's first key is made with the CLI beforehand.
+    local api_key
+    api_key=$("$rampart_bin" apikey create --data-dir "$data_dir" --name bench --scopes '*' \
+        2>>"$log")
+    if [[ $api_key != rk_* ]]; then
+        echo "run.sh: rampart apikey create made no key; its log:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
     # shellcheck disable=SC2086 # BENCH_SERVE_ARGS is meant to be word-split
-    "$rampart_bin" serve --data-dir "$data_dir" ${BENCH_SERVE_ARGS:-} >"$log" 2>&1 &
+    "$rampart_bin" serve --data-dir "$data_dir" ${BENCH_SERVE_ARGS:-} >>"$log" 2>&1 &
     server_pid=$!
-    # The initial API key is printed once, on a line of its own starting with rk_.
-    local api_key=
     for _ in $(seq 600); do
         if ! alive "$server_pid"; then
             echo "run.sh: the server exited during start-up; its log:" >&2
             cat "$log" >&2
             exit 1
         fi
-        api_key=$(grep -m1 -oE '^rk_[^[:space:]]+' "$log" || true)
-        if [[ -n $api_key ]] && [[ -s $data_dir/tls/cert.pem ]] &&
-            (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        if [[ -s $data_dir/tls/cert.pem ]] && (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
             break
         fi
         sleep 0.1
     done
-    if [[ -z $api_key ]] || ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
-        echo "run.sh: server not ready (no rk_ line, certificate or listener) within 60 s; its log:" >&2
+    if ! (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        echo "run.sh: server not ready (no certificate or listener) within 60 s; its log:" >&2
         cat "$log" >&2
         exit 1
     fi
-    echo "-- server pid $server_pid on $data_dir; API key ${api_key:0:7}… captured"
+    echo "-- server pid $server_pid on $data_dir; API key ${api_key:0:7}… made"
     export BENCH_API_KEY=$api_key
 }
 

@@ -53,31 +53,44 @@ stop_server() {
 }
 trap stop_server EXIT
 
+# Makes the run's keys with the CLI before the first start (a start prints no key): sets
+# `api_key` (the default account's key with every account scope) and `operator_key` (an
+# operator's key with every server-wide scope: metrics, connectors, bans, accounts).
+make_keys() {
+    local cli=(env -u RAMPART_CONFIG -u RAMPART_DATA_DIR -u RAMPART_LISTEN "$@"
+        "$binary" --data-dir "$work/data" apikey create)
+    api_key=$("${cli[@]}" --name "$script" --scopes '*' 2>/dev/null)
+    operator_key=$("${cli[@]}" --operator --name "$script operator" --scopes '*' 2>/dev/null)
+    if [[ $api_key != rk_* || $operator_key != rk_* ]]; then
+        echo "$script: rampart apikey create made no key" >&2
+        exit 1
+    fi
+}
+
 # Starts the server on "$work/data", listening on a free loopback port, with only the given
 # NAME=VALUE settings (no configuration file or RAMPART_* variable from the caller). Sets
-# `server_pid`, `port` and `api_key` (the first start prints the initial key on a line of its
-# own starting with rk_; the port comes from the "listening on" line).
+# `server_pid`, `port` (from the "listening on" line), `api_key` and `operator_key` (made by
+# make_keys before the start).
 start_server() {
     local log="$work/server.log"
+    make_keys "$@"
     env -u RAMPART_CONFIG -u RAMPART_DATA_DIR -u RAMPART_LISTEN "$@" \
         "$binary" serve --data-dir "$work/data" --listen 127.0.0.1:0 >"$log" 2>&1 &
     server_pid=$!
-    api_key=
     port=
     for _ in $(seq 600); do
         if ! alive "$server_pid"; then
             echo "$script: the server exited during start-up; its log:" >&2
-            grep -v '^rk_' "$log" >&2
+            cat "$log" >&2
             exit 1
         fi
-        api_key=$(grep -m1 -oE '^rk_[^[:space:]]+' "$log" || true)
         port=$(grep -m1 -oE 'listening on https://127\.0\.0\.1:[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-        [[ -n $api_key && -n $port ]] && break
+        [[ -n $port ]] && break
         sleep 0.1
     done
-    if [[ -z $api_key || -z $port ]]; then
-        echo "$script: server not ready (no rk_ or listening line) within 60 s; its log:" >&2
-        grep -v '^rk_' "$log" >&2
+    if [[ -z $port ]]; then
+        echo "$script: server not ready (no listening line) within 60 s; its log:" >&2
+        cat "$log" >&2
         exit 1
     fi
     echo "== server pid $server_pid on https://localhost:$port"

@@ -123,14 +123,13 @@ impl App {
         caller: &Caller,
         request: NewApiKey,
     ) -> Result<IssuedApiKey, AppError> {
-        if !caller.is_instance() {
-            caller.require(Scope::KeysManage)?;
-        } else if caller.scopes.is_empty() {
-            return Err(AppError::forbidden(
-                "insufficient_scope",
-                "the caller holds no scope to give a key",
-            ));
-        }
+        // Over the instance, making keys is managing operators' keys: the scope that lists and
+        // revokes them, so a scraper's key cannot mint more keys.
+        caller.require(if caller.is_instance() {
+            Scope::AccountsManage
+        } else {
+            Scope::KeysManage
+        })?;
         self.require_recent_authentication(caller)?;
         let name = super::validate_name(&request.name, MAX_KEY_NAME)?;
         let held = if caller.is_instance() {

@@ -91,7 +91,9 @@ pub struct Message {
     pub id: String,
     pub to: String,
     pub from: String,
-    pub body: String,
+    /// `None` for a caller that may see messages' status but not their text
+    /// (`messages:status` without `messages:read`).
+    pub body: Option<String>,
     pub status: MessageStatus,
     pub encoding: Encoding,
     pub segments: u32,
@@ -105,6 +107,15 @@ pub struct Message {
     pub valid_until: Option<Millis>,
     pub sent_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+}
+
+/// What a cancel answers.
+#[derive(Debug)]
+pub enum Canceled {
+    /// The whole message, for a caller holding `messages:read`.
+    Message(Box<Message>),
+    /// Its id and status only, for a caller that may send but not read.
+    Status { id: String, status: MessageStatus },
 }
 
 /// Filters for listing messages, as the caller wrote them.
@@ -195,7 +206,7 @@ impl fmt::Debug for Message {
             .field("id", &self.id)
             .field("to", &mask(&self.to))
             .field("status", &self.status)
-            .field("body_chars", &self.body.chars().count())
+            .field("body_chars", &self.body.as_ref().map(|b| b.chars().count()))
             .finish_non_exhaustive()
     }
 }
@@ -401,7 +412,7 @@ impl App {
                         "an idempotency record names a missing message".into(),
                     ))
                 })?;
-            let m = self.open_message(record)?;
+            let m = self.open_message(record, false)?;
             messages.push(AcceptedMessage {
                 id: m.id,
                 to: m.to,
@@ -413,23 +424,24 @@ impl App {
         Ok(SendOutcome::Replayed(messages))
     }
 
-    /// One message of the caller's account.
+    /// One message of the caller's account; its body only for a caller holding
+    /// `messages:read` (`messages:status` shows the rest).
     pub fn get_message(&self, caller: &Caller, id: &str) -> Result<Message, AppError> {
-        caller.require(Scope::MessagesRead)?;
+        let with_body = may_read_messages(caller)?;
         let record = self
             .store
             .read(|tx| tx.get_message(&caller.account_id, id))?
             .ok_or(AppError::NotFound("message"))?;
-        self.open_message(record)
+        self.open_message(record, with_body)
     }
 
-    /// The caller's messages, newest first, filtered and paged.
+    /// The caller's messages, newest first, filtered and paged; bodies as for `get_message`.
     pub async fn list_messages(
         &self,
         caller: &Caller,
         query: MessageQuery,
     ) -> Result<Page<Message>, AppError> {
-        caller.require(Scope::MessagesRead)?;
+        let with_body = may_read_messages(caller)?;
         let limit = page_size(query.limit)?;
         let status = query
             .status
@@ -465,11 +477,13 @@ impl App {
             .store
             .read_blocking(move |tx| tx.list_messages(&account, &filter))
             .await?;
-        Page::cut(rows, limit, |m| &m.id).try_map(|m| self.open_message(m))
+        Page::cut(rows, limit, |m| &m.id).try_map(|m| self.open_message(m, with_body))
     }
 
-    /// Cancels a message that has not left the queue (scheduled, or waiting to retry).
-    pub async fn cancel_message(&self, caller: &Caller, id: &str) -> Result<Message, AppError> {
+    /// Cancels a message that has not left the queue (scheduled, or waiting to retry). The
+    /// answer shows the whole message only to a caller that may read messages; sending alone
+    /// shows its id and status.
+    pub async fn cancel_message(&self, caller: &Caller, id: &str) -> Result<Canceled, AppError> {
         caller.require(Scope::MessagesSend)?;
         let now = self.clock.now_ms();
         let (account, msg_id) = (caller.account_id.clone(), id.to_owned());
@@ -494,11 +508,26 @@ impl App {
                 ),
             ));
         }
-        self.open_message(record)
+        if caller.scopes.contains(Scope::MessagesRead) {
+            return Ok(Canceled::Message(Box::new(
+                self.open_message(record, true)?,
+            )));
+        }
+        let status = MessageStatus::parse(&record.status).ok_or_else(|| {
+            AppError::Store(crate::store::StoreError::Corrupt(format!(
+                "message {} has an unknown status",
+                record.id
+            )))
+        })?;
+        Ok(Canceled::Status {
+            id: record.id,
+            status,
+        })
     }
 
-    /// Opens a stored message for its owner.
-    fn open_message(&self, m: MessageRecord) -> Result<Message, AppError> {
+    /// Opens a stored message for its owner; the body only when `with_body` (it is not
+    /// decrypted otherwise).
+    fn open_message(&self, m: MessageRecord, with_body: bool) -> Result<Message, AppError> {
         let corrupt = |what: &str| {
             AppError::Store(crate::store::StoreError::Corrupt(format!(
                 "message {} has an unknown {what}",
@@ -510,9 +539,16 @@ impl App {
         let to = self
             .sealer
             .open_string(Field::MessageTo, &m.account_id, &m.id, &m.to_sealed)?;
-        let body =
-            self.sealer
-                .open_string(Field::MessageBody, &m.account_id, &m.id, &m.body_sealed)?;
+        let body = if with_body {
+            Some(self.sealer.open_string(
+                Field::MessageBody,
+                &m.account_id,
+                &m.id,
+                &m.body_sealed,
+            )?)
+        } else {
+            None
+        };
         Ok(Message {
             id: m.id,
             to,
@@ -533,6 +569,16 @@ impl App {
             completed_at: m.completed_at,
         })
     }
+}
+
+/// Whether the caller may see messages at all (`messages:read` or `messages:status`), and
+/// whether it may see their bodies (`messages:read` only).
+fn may_read_messages(caller: &Caller) -> Result<bool, AppError> {
+    if caller.scopes.contains(Scope::MessagesRead) {
+        return Ok(true);
+    }
+    caller.require(Scope::MessagesStatus)?;
+    Ok(false)
 }
 
 fn filter_time(field: &str, value: Option<String>) -> Result<Option<Millis>, AppError> {
@@ -601,7 +647,7 @@ mod tests {
             id: "msg_1".into(),
             to: "+447700900123".into(),
             from: "Bank".into(),
-            body: "secret code 845512".into(),
+            body: Some("secret code 845512".into()),
             status: MessageStatus::Queued,
             encoding: Encoding::Gsm7,
             segments: 1,

@@ -174,7 +174,7 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold_and_the_denial_is_audited() 
     for scopes in [
         vec!["messages:send"],
         vec!["messages:read", "metrics:read"],
-        vec!["*"],
+        vec!["*", "messages:send"],
     ] {
         let issued = bench
             .app

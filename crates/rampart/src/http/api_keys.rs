@@ -1,5 +1,10 @@
-//! `/v1/api-keys`: an account's keys, managed over the API with the `keys:manage` scope.
-//! A key can only hand out scopes it holds itself, so no key can mint a stronger one.
+//! `/v1/api-keys`: an account's keys, managed over the API with the `keys:manage` scope; an
+//! operator's key (one over the instance, made with `rampart apikey create --operator`) manages
+//! the operators' keys with `accounts:manage` instead.
+//!
+//! Keys form a hierarchy: a key holds at most its maker's scopes, ends no later than its maker,
+//! and is revoked with it; revoking a key needs every scope it holds. An account's key never
+//! holds a server-wide scope, and an operator's key holds nothing but server-wide scopes.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -30,10 +35,12 @@ pub struct CreateApiKey {
         pattern = r"\S"
     )]
     pub name: String,
-    /// Scope names, e.g. `["messages:send"]`.
+    /// Scope names, e.g. `["messages:send"]`; `*` for everything the calling key may pass on.
     #[schema(schema_with = openapi::requested_scopes)]
     pub scopes: Vec<String>,
-    /// RFC 3339, in the future; the key stops working at this time.
+    /// RFC 3339, in the future; the key stops working at this time. No later than the calling
+    /// key's own expiry (403 `expiry_escalation`); absent: the calling key's expiry (none for a
+    /// calling key that never expires).
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Addresses or CIDR networks (IPv4 or IPv6, like `203.0.113.0/24`) the key may be used
@@ -49,7 +56,8 @@ pub struct CreateApiKey {
 #[schema(value_type = String, min_length = 1, max_length = 64, example = "203.0.113.0/24")]
 pub struct NetworkEntry(pub String);
 
-/// A key as listed (never with its secret).
+/// A key as listed (never with its secret). Made by an operator's key, it is an operator's key
+/// too, over the instance: it holds server-wide scopes only.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
@@ -102,7 +110,12 @@ impl From<&StoredApiKey> for ApiKeyView {
     }
 }
 
-/// Create an API key.
+/// Create an API key, made by (and revoked with) the calling key.
+///
+/// The new key holds at most the calling key's scopes (403 `scope_escalation`) and ends no
+/// later than it (403 `expiry_escalation`). An account's key makes keys of its account, never
+/// with a server-wide scope; an operator's key (it needs `accounts:manage`) makes operators'
+/// keys, with server-wide scopes only.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
     responses((status = 201, description = "Created; the only time the key's secret is shown", body = CreatedApiKey),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
@@ -146,7 +159,7 @@ pub async fn create_api_key(
     ))
 }
 
-/// List the account's API keys.
+/// List the account's API keys (for an operator's key: the operators' keys).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
     responses((status = 200, description = "The account's keys, revoked ones included", body = ApiKeyList),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
@@ -175,7 +188,9 @@ pub async fn get_api_key(
     Ok(Json((&state.app.get_api_key(&auth.0, &id)?).into()))
 }
 
-/// Revoke an API key; it stops working on the next request.
+/// Revoke an API key and every key it made; they stop working on their next request.
+///
+/// The calling key must hold every scope of the key it revokes (403 `scope_escalation`).
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "The key id (`rk_` and 12 characters)")),
     responses((status = 204, description = "Revoked"),

@@ -64,7 +64,9 @@ pub struct MessageView {
     pub id: String,
     pub to: String,
     pub from: String,
-    pub body: String,
+    /// The text; absent for a key that holds `messages:status` but not `messages:read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     pub status: MessageStatus,
     pub encoding: Encoding,
     pub segments: u32,
@@ -91,6 +93,35 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+}
+
+/// A canceled message's id and status: what a cancel shows a key that may send but not read
+/// messages (`messages:read`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageStatusView {
+    pub id: String,
+    pub status: MessageStatus,
+}
+
+/// The answer to a cancel: the whole message for a key holding `messages:read`, else its id
+/// and status only.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CanceledView {
+    Message(Box<MessageView>),
+    Status(MessageStatusView),
+}
+
+impl From<use_case::Canceled> for CanceledView {
+    fn from(c: use_case::Canceled) -> Self {
+        match c {
+            use_case::Canceled::Message(m) => Self::Message(Box::new((*m).into())),
+            use_case::Canceled::Status { id, status } => {
+                Self::Status(MessageStatusView { id, status })
+            }
+        }
+    }
 }
 
 /// The answer to a send: one entry per recipient.
@@ -249,7 +280,7 @@ impl From<Message> for MessageView {
     }
 }
 
-/// Read one message.
+/// Read one message (`messages:read`; with `messages:status` alone, without its body).
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
     params(("id" = String, Path, description = "The message id (`msg_...`)")),
     responses((status = 200, description = "The message", body = MessageView),
@@ -263,7 +294,9 @@ pub async fn get_message(
     Ok(Json(state.app.get_message(&auth.0, &id)?.into()))
 }
 
-/// List messages, newest first, with filters and cursor pagination.
+/// List messages, newest first, with filters and cursor pagination (`messages:read`; with
+/// `messages:status` alone, without their bodies). A cursor is valid only in the account that
+/// was given it; any other gives an empty page.
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", params(ListParams),
     responses((status = 200, description = "A page of messages", body = MessagePage),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
@@ -290,9 +323,12 @@ pub async fn list_messages(
 }
 
 /// Cancel a message that has not been sent yet (scheduled, or waiting to retry).
+///
+/// Needs `messages:send`. The answer shows the whole message to a key that also holds
+/// `messages:read`, and only its id and status to any other.
 #[utoipa::path(post, path = "/v1/messages/{id}/cancel", tag = "messages",
     params(("id" = String, Path, description = "The message id (`msg_...`)")),
-    responses((status = 200, description = "Canceled; the message as it is now", body = MessageView),
+    responses((status = 200, description = "Canceled; the message as it is now (id and status only without `messages:read`)", body = CanceledView),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 409, response = Conflict)),
     security(("api_key" = [])))]
@@ -300,6 +336,6 @@ pub async fn cancel_message(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<MessageView>, ApiError> {
+) -> Result<Json<CanceledView>, ApiError> {
     Ok(Json(state.app.cancel_message(&auth.0, &id).await?.into()))
 }

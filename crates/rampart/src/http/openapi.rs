@@ -63,8 +63,9 @@ pub struct BadRequest(pub Problem);
 )]
 pub struct Unauthorized(pub Problem);
 
-/// The API key lacks the scope this operation needs (`insufficient_scope`), or asks to grant a
-/// scope it does not hold itself (`scope_escalation`).
+/// The API key lacks the scope this operation needs (`insufficient_scope`), asks to grant or
+/// revoke a scope it does not hold itself (`scope_escalation`), or asks for a key that would
+/// outlive it (`expiry_escalation`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Forbidden(pub Problem);
@@ -315,15 +316,18 @@ pub fn scope_names() -> ArrayBuilder {
     )
 }
 
-/// Scope names as a new key asks for them: at least one, `*` meaning every scope.
+/// Scope names as a new key asks for them: at least one, `*` meaning everything the maker may
+/// pass on.
 pub fn requested_scopes() -> ArrayBuilder {
     let names = Scope::ALL.map(Scope::as_str).into_iter().chain(["*"]);
     ArrayBuilder::new()
         .items(string().enum_values(Some(names)).build())
         .min_items(Some(1))
         .description(Some(
-            "Scopes of the new key, at least one; `*` means every scope. A key can only grant \
-             scopes it holds itself.",
+            "Scopes of the new key, at least one; `*` means every scope the calling key may \
+             pass on. A key can only grant scopes it holds itself. An account's key holds \
+             account scopes only; `metrics:read`, `connectors:read`, `bans:manage` and \
+             `accounts:manage` are server-wide, for operators' keys only.",
         ))
         .examples([serde_json::json!(["messages:send"])])
 }

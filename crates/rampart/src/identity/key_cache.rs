@@ -31,10 +31,10 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Most ids remembered (keys and misses) before the table starts afresh.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Key records by id (`None`: no such key).
+/// Key records by id; `None` remembers that there is no such key.
 type Entries = HashMap<String, Option<Arc<StoredApiKey>>>;
 
-/// Cached key records, valid while the epoch file is unchanged.
+/// Cached key records (`None`: no such key), valid while the epoch file is unchanged.
 pub struct KeyCache {
     epoch_file: PathBuf,
     entries: RwLock<(Stamp, Entries)>,
@@ -161,7 +161,7 @@ mod tests {
                 .is_none()
         );
         store
-            .write_blocking(|tx| tx.revoke_api_key("acc_1", "rk_1", 5))
+            .write_blocking(|tx| tx.revoke_api_key_tree("rk_1", 5))
             .unwrap();
         // Without an announcement the cached record is served.
         assert!(
@@ -182,6 +182,56 @@ mod tests {
             cache.find(&store, "rk_1").unwrap().unwrap().revoked_at,
             Some(5)
         );
+        store.close();
+    }
+
+    fn insert_key(store: &Store, id: &str) {
+        let id = id.to_owned();
+        store
+            .write_blocking(move |tx| {
+                tx.insert_api_key(
+                    &StoredApiKey {
+                        id,
+                        account_id: None,
+                        name: "k".into(),
+                        hash: vec![0; 32],
+                        scopes: Scopes::all().server_wide_only(),
+                        created_at: 0,
+                        expires_at: None,
+                        revoked_at: None,
+                        last_used_at: None,
+                        allowed_ips: IpList::default(),
+                        account_allowed_ips: IpList::default(),
+                        user_id: None,
+                        parent_id: None,
+                    }
+                    .to_record(),
+                )
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_unknown_id_is_remembered_as_a_miss_until_a_key_is_issued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let cache = KeyCache::new(dir.path());
+        // A settled epoch, as on a server that has been running a while.
+        announce_change(dir.path()).unwrap();
+        std::thread::sleep(SETTLE);
+        assert!(cache.find(&store, "rk_unknown").unwrap().is_none());
+
+        // The row appears without an announcement: the remembered miss is served, which shows
+        // that the second lookup did not read the store.
+        insert_key(&store, "rk_unknown");
+        assert!(cache.find(&store, "rk_unknown").unwrap().is_none());
+
+        // Issuing a key announces the change (`App::announce_key_change`): the miss is
+        // forgotten and the key is found on the next lookup, settled or not.
+        announce_change(dir.path()).unwrap();
+        assert!(cache.find(&store, "rk_unknown").unwrap().is_some());
+        std::thread::sleep(SETTLE);
+        assert!(cache.find(&store, "rk_unknown").unwrap().is_some());
         store.close();
     }
 }

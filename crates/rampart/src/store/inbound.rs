@@ -112,8 +112,13 @@ impl Inbound for Db<'_> {
             args.push(to.clone().into());
         }
         if let Some(id) = &filter.before_id {
-            sql.push_str(" AND id < ?");
+            // As for messages: the cursor must be one of the account's own rows, else the
+            // page is empty.
+            sql.push_str(
+                " AND id < (SELECT id FROM inbound_messages WHERE id = ? AND account_id = ?)",
+            );
             args.push(id.clone().into());
+            args.push(account_id.to_owned().into());
         }
         sql.push_str(" ORDER BY id DESC LIMIT ?");
         args.push((filter.limit as i64).into());

@@ -212,8 +212,11 @@ impl Messages for Db<'_> {
             args.push(before.into());
         }
         if let Some(id) = &filter.before_id {
-            sql.push_str(" AND seq < (SELECT seq FROM messages WHERE id = ?)");
+            // The cursor is looked up in the caller's account only: another account's id (or
+            // an unknown one) gives an empty page, never a position among that account's rows.
+            sql.push_str(" AND seq < (SELECT seq FROM messages WHERE id = ? AND account_id = ?)");
             args.push(id.clone().into());
+            args.push(account_id.to_owned().into());
         }
         sql.push_str(" ORDER BY seq DESC LIMIT ?");
         args.push((filter.limit as i64).into());

@@ -154,8 +154,9 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(listed.contains("127.0.0.2\tuntil"), "{listed}");
-    // ...over the API too, with the operator's scope only...
-    let bans = app.get("/v1/bans", &app.key).await;
+    // ...over the API too, with an operator's key only...
+    let ops = app.operator_key();
+    let bans = app.get("/v1/bans", &ops).await;
     assert_eq!(bans.status, StatusCode::OK, "{}", bans.text);
     assert_eq!(
         bans.json()["data"][0]["ip"],
@@ -166,14 +167,16 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
     let (_, tenant) = app
         .create_key(&["messages:read", "keys:manage"], None)
         .await;
-    app.get("/v1/bans", &tenant)
-        .await
-        .assert_problem(403, "insufficient_scope");
+    for key in [&tenant, &app.key] {
+        app.get("/v1/bans", key)
+            .await
+            .assert_problem(403, "insufficient_scope");
+    }
     let junk = app
         .request(
             reqwest::Method::DELETE,
             "/v1/bans/not-an-ip",
-            &app.key,
+            &ops,
             None,
             &[],
         )
@@ -184,7 +187,7 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
         .request(
             reqwest::Method::DELETE,
             "/v1/bans/127.0.0.2",
-            &app.key,
+            &ops,
             None,
             &[],
         )
@@ -194,7 +197,7 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
         .request(
             reqwest::Method::DELETE,
             "/v1/bans/127.0.0.2",
-            &app.key,
+            &ops,
             None,
             &[],
         )

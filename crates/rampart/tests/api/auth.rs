@@ -152,7 +152,16 @@ async fn a_keys_manage_key_can_create_list_read_and_revoke_keys_but_not_send() {
 async fn a_metrics_key_can_scrape_prometheus_metrics_and_nothing_else() {
     let app = spawn_app();
     let existing = some_message(&app).await;
-    let (_, metrics_key) = app.create_key(&["metrics:read"], None).await;
+    // Metrics are server-wide: an operator's key scrapes them, never an account's.
+    let metrics_key = app.cli(&[
+        "apikey",
+        "create",
+        "--operator",
+        "--name",
+        "scraper",
+        "--scopes",
+        "metrics:read",
+    ]);
 
     let scraped = app.get("/metrics", &metrics_key).await;
     assert_eq!(scraped.status, StatusCode::OK, "{}", scraped.text);
@@ -306,7 +315,7 @@ async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
     for scopes in [
         json!(["messages:send"]),
         json!(["messages:read", "metrics:read"]),
-        json!(["*"]),
+        json!(["*", "messages:send"]),
     ] {
         let reply = app
             .post_json(
@@ -317,6 +326,18 @@ async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
             .await;
         reply.assert_problem(403, "scope_escalation");
     }
+    // `*` asks for everything the maker may pass on: exactly its own scopes.
+    let star = app
+        .post_json(
+            "/v1/api-keys",
+            &manager,
+            &json!({"name": "star", "scopes": ["*"]}),
+        )
+        .await;
+    assert_eq!(star.status, StatusCode::CREATED, "{}", star.text);
+    let mut scopes: Vec<String> = serde_json::from_value(star.json()["scopes"].clone()).unwrap();
+    scopes.sort();
+    assert_eq!(scopes, ["keys:manage", "messages:read"]);
     // Scopes it holds it may hand on.
     let ok = app
         .post_json(

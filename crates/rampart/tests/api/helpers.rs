@@ -409,6 +409,20 @@ impl TestApp {
         server_command(&self.data_dir, &self.env)
     }
 
+    /// Runs an admin subcommand that may fail: whether it succeeded, its stdout and stderr.
+    pub fn cli_output(&self, args: &[&str]) -> (bool, String, String) {
+        let output = server_command(&self.data_dir, &self.env)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the rampart binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// A new operator's key over the instance with every server-wide scope (metrics,
     /// connectors, bans, accounts).
     pub fn operator_key(&self) -> String {

@@ -12,8 +12,9 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn connector_names(app: &crate::helpers::TestApp) -> Vec<String> {
-    let reply = app.get("/v1/connectors", &app.key).await;
+/// The connectors an operator sees (connectors are server-wide: no account key reads them).
+async fn connector_names(app: &crate::helpers::TestApp, operator: &str) -> Vec<String> {
+    let reply = app.get("/v1/connectors", operator).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json()["data"]
         .as_array()
@@ -55,9 +56,10 @@ connector = "sandbox"
     )
     .unwrap();
     let app = spawn_app_with(&[("RAMPART_CONFIG", config.to_str().unwrap())]);
+    let ops = app.operator_key();
 
     assert!(
-        connector_names(&app)
+        connector_names(&app, &ops)
             .await
             .contains(&"unreachable".to_owned())
     );
@@ -90,7 +92,7 @@ connector = "sandbox"
     let delivered: Value = app.wait_for_status(&uk, "delivered").await;
     assert_eq!(id_of(&delivered), uk);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while connector_names(&app)
+    while connector_names(&app, &ops)
         .await
         .contains(&"unreachable".to_owned())
     {

@@ -336,6 +336,9 @@ async fn a_canceled_message_is_never_claimed() {
         .cancel_message(&Caller::operator(&bench.account), &id)
         .await
         .unwrap();
+    let crate::app::messages::Canceled::Message(canceled) = canceled else {
+        panic!("the operator may read messages: {canceled:?}");
+    };
     assert_eq!(canceled.status.as_str(), "canceled");
 
     bench.advance_to(send_at);

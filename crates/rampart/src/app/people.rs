@@ -18,7 +18,7 @@ use crate::clock::Millis;
 use crate::identity::Scope;
 use crate::identity::codes::LinkToken;
 use crate::identity::roles::{Role, RoleKind};
-use crate::store::people::{MembershipRecord, UserRecord};
+pub use crate::store::people::{MembershipRecord, UserRecord};
 use crate::store::sessions::ChallengeRecord;
 
 /// Longest display name of a person.

@@ -21,7 +21,8 @@ use crate::identity::password::{Password, PasswordContext, Verification};
 use crate::identity::roles::Role;
 use crate::network::ip::{IpList, client_network};
 use crate::store::people::UserRecord;
-use crate::store::sessions::{ChallengeRecord, SessionRecord};
+use crate::store::sessions::ChallengeRecord;
+pub use crate::store::sessions::SessionRecord;
 
 /// The prefix of session tokens.
 pub const SESSION_PREFIX: &str = "rs";

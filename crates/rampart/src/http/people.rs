@@ -21,7 +21,7 @@ use super::openapi::{
 use crate::app::people::{Member, NewUser};
 use crate::clock;
 use crate::identity::roles::Role;
-use crate::store::people::UserRecord;
+use crate::app::people::UserRecord;
 
 /// A person as others see them.
 #[derive(Serialize, ToSchema)]

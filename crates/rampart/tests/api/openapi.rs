@@ -25,6 +25,25 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/inbound/{id}", &["get"]),
         ("/v1/numbers", &["get"]),
         ("/v1/connectors", &["get"]),
+        ("/v1/bans", &["get"]),
+        ("/v1/bans/{ip}", &["delete"]),
+        ("/v1/auth/login", &["post"]),
+        ("/v1/auth/logout", &["post"]),
+        ("/v1/auth/session", &["get"]),
+        ("/v1/auth/reauthenticate", &["post"]),
+        ("/v1/auth/setup", &["post"]),
+        ("/v1/auth/password-reset", &["post"]),
+        ("/v1/auth/password-reset/complete", &["post"]),
+        ("/v1/auth/invitations/accept", &["post"]),
+        ("/v1/users", &["get", "post"]),
+        ("/v1/users/{id}/disable", &["post"]),
+        ("/v1/users/{id}/enable", &["post"]),
+        ("/v1/users/me/password", &["post"]),
+        ("/v1/users/me/sessions", &["get"]),
+        ("/v1/users/me/sessions/{id}", &["delete"]),
+        ("/v1/accounts/{id}/members", &["get", "post"]),
+        ("/v1/accounts/{id}/members/{user_id}", &["delete", "patch"]),
+        ("/v1/roles", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
@@ -95,15 +114,24 @@ async fn the_openapi_document_is_3_1_and_documents_every_served_route() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
-    // Every operation that needs a key says so, and the scheme it names exists.
+    // Every operation that needs a key or a session says so, and the schemes it names exist.
     let scheme = &doc["components"]["securitySchemes"]["api_key"];
     assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    let session = &doc["components"]["securitySchemes"]["session"];
+    assert_eq!(session["in"], "cookie", "{session}");
+    assert_eq!(session["name"], "__Host-rampart_session", "{session}");
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let public = ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path.as_str());
-            let secured = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.get("api_key").is_some()));
+            // Reached before anyone is signed in: health, the document, the role matrix, and
+            // the steps of signing in, setting up and resetting.
+            let signed_in_only = ["/v1/auth/logout", "/v1/auth/session", "/v1/auth/reauthenticate"];
+            let public = ["/healthz", "/readyz", "/v1/openapi.json", "/v1/roles"]
+                .contains(&path.as_str())
+                || (path.starts_with("/v1/auth/") && !signed_in_only.contains(&path.as_str()));
+            let secured = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.get("api_key").is_some() || r.get("session").is_some())
+            });
             assert_eq!(
                 secured, !public,
                 "{method} {path}: security is {}",

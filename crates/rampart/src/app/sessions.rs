@@ -20,7 +20,7 @@ use crate::identity::codes::LinkToken;
 use crate::identity::password::{Password, PasswordContext, Verification};
 use crate::identity::roles::Role;
 use crate::network::ip::{IpList, client_network};
-use crate::store::people::UserRecord;
+use crate::store::people::{MembershipRecord, UserRecord};
 use crate::store::sessions::ChallengeRecord;
 pub use crate::store::sessions::SessionRecord;
 
@@ -592,6 +592,15 @@ impl App {
         )
         .await?;
         Ok(())
+    }
+
+    /// The signed-in person and the accounts they belong to.
+    pub fn me(&self, caller: &Caller) -> Result<(UserRecord, Vec<MembershipRecord>), AppError> {
+        let user_id = person(caller)?;
+        self.store.read(|tx| {
+            let user = tx.get_user(user_id)?.ok_or(AppError::Unauthenticated)?;
+            Ok((user, tx.list_memberships(user_id)?))
+        })
     }
 
     /// The caller's own live sessions, newest first.

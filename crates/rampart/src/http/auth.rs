@@ -375,6 +375,51 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The signed-in person.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_role: Option<String>,
+    /// The accounts the person belongs to, with their role in each.
+    pub memberships: Vec<MembershipView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub password_changed_at: Option<String>,
+}
+
+/// One account a person belongs to.
+#[derive(Serialize, ToSchema)]
+pub struct MembershipView {
+    pub account_id: String,
+    pub role: String,
+}
+
+/// Who you are and where you belong.
+#[utoipa::path(get, path = "/v1/users/me", tag = "users",
+    responses((status = 200, description = "The signed-in person", body = Me),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden)),
+    security(("session" = [])))]
+pub async fn me(State(state): State<AppState>, auth: Auth) -> Result<Json<Me>, ApiError> {
+    let (user, memberships) = state.app.me(&auth.0)?;
+    Ok(Json(Me {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        operator_role: user.operator_role,
+        memberships: memberships
+            .into_iter()
+            .map(|m| MembershipView {
+                account_id: m.account_id,
+                role: m.role,
+            })
+            .collect(),
+        password_changed_at: user.password_changed_at.map(clock::rfc3339),
+    }))
+}
+
 /// One row of the permission matrix.
 #[derive(Serialize, ToSchema)]
 pub struct RoleView {

@@ -140,6 +140,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::current_session))
         .routes(routes!(auth::reauthenticate))
         .routes(routes!(auth::change_password))
+        .routes(routes!(auth::me))
         .routes(routes!(auth::list_sessions))
         .routes(routes!(auth::revoke_session))
         .routes(routes!(auth::list_roles))

@@ -38,6 +38,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/users", &["get", "post"]),
         ("/v1/users/{id}/disable", &["post"]),
         ("/v1/users/{id}/enable", &["post"]),
+        ("/v1/users/me", &["get"]),
         ("/v1/users/me/password", &["post"]),
         ("/v1/users/me/sessions", &["get"]),
         ("/v1/users/me/sessions/{id}", &["delete"]),

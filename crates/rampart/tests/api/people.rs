@@ -95,6 +95,9 @@ async fn signing_out_ends_the_session() {
     let app = spawn_app();
     app.create_person("ada@example.com", "owner", None);
     let session = app.sign_in("ada@example.com", PASSWORD).await;
+    let me = app.get_as(&session, "/v1/users/me").await.json();
+    assert_eq!(me["email"], "ada@example.com", "{me}");
+    assert_eq!(me["memberships"][0]["role"], "owner", "{me}");
     let out = app
         .as_person(&session, Method::POST, "/v1/auth/logout", None, true)
         .await;

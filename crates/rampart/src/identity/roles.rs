@@ -189,6 +189,20 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_matrix_is_the_matrix_in_code() {
+        let doc = include_str!("../../../../docs/identity.md");
+        for (role, scopes) in MATRIX {
+            let kind = match role.kind() {
+                RoleKind::Operator => "operator",
+                RoleKind::Member => "member",
+            };
+            let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            let row = format!("| {role} | {kind} | {} |", names.join(", "));
+            assert!(doc.contains(&row), "docs/identity.md lacks the row `{row}`");
+        }
+    }
+
+    #[test]
     fn admins_cannot_manage_owners_and_owners_manage_every_member() {
         assert!(!Role::Admin.may_manage(Role::Owner));
         assert!(Role::Admin.may_manage(Role::Developer));

@@ -18,11 +18,11 @@ use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unprocessable,
     UnsupportedMediaType,
 };
+use crate::app::sessions::SessionRecord;
 use crate::app::sessions::{Client, NewSession, SignIn};
 use crate::clock::{self, Millis};
 use crate::identity::codes::LinkToken;
 use crate::identity::roles::{MATRIX, RoleKind};
-use crate::app::sessions::SessionRecord;
 
 /// Where the request comes from: address and user agent.
 pub struct ClientInfo(pub Client);

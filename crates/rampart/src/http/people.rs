@@ -18,10 +18,10 @@ use super::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
     Unprocessable, UnsupportedMediaType,
 };
+use crate::app::people::UserRecord;
 use crate::app::people::{Member, NewUser};
 use crate::clock;
 use crate::identity::roles::Role;
-use crate::app::people::UserRecord;
 
 /// A person as others see them.
 #[derive(Serialize, ToSchema)]

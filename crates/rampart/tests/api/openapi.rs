@@ -125,7 +125,11 @@ async fn the_openapi_document_is_3_1_and_documents_every_served_route() {
         for (method, op) in item.as_object().unwrap() {
             // Reached before anyone is signed in: health, the document, the role matrix, and
             // the steps of signing in, setting up and resetting.
-            let signed_in_only = ["/v1/auth/logout", "/v1/auth/session", "/v1/auth/reauthenticate"];
+            let signed_in_only = [
+                "/v1/auth/logout",
+                "/v1/auth/session",
+                "/v1/auth/reauthenticate",
+            ];
             let public = ["/healthz", "/readyz", "/v1/openapi.json", "/v1/roles"]
                 .contains(&path.as_str())
                 || (path.starts_with("/v1/auth/") && !signed_in_only.contains(&path.as_str()));

@@ -27,12 +27,13 @@ use crate::identity::api_keys::StoredApiKey;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// 1 to 100 characters, not blank (leading and trailing white space is dropped).
+    /// 1 to 100 characters, not blank (leading and trailing white space is dropped), with no
+    /// control characters (`invalid_name`).
     #[schema(
         example = "billing service",
         min_length = 1,
         max_length = 100,
-        pattern = r"\S"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: String,
     /// Scope names, e.g. `["messages:send"]`; `*` for everything the calling key may pass on.

@@ -62,6 +62,9 @@ pub struct NetworkEntry(pub String);
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
+    /// The account the key acts in; `null` for an operator's key, which acts over the
+    /// instance.
+    pub account_id: Option<String>,
     pub name: String,
     #[schema(schema_with = openapi::scope_names)]
     pub scopes: Vec<&'static str>,
@@ -100,6 +103,7 @@ impl From<&StoredApiKey> for ApiKeyView {
     fn from(k: &StoredApiKey) -> Self {
         Self {
             id: k.id.clone(),
+            account_id: k.account_id.clone(),
             name: k.name.clone(),
             scopes: k.scopes.names(),
             created_at: clock::rfc3339(k.created_at),

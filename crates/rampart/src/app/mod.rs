@@ -65,8 +65,10 @@ const TOUCH_INTERVAL_MS: Millis = 60_000;
 /// A name (of a key, a user, an account) trimmed, of 1 to `max` characters, with no control
 /// characters (they would forge lines in logs and terminals; OWASP ASVS 4.0 V5.1.3).
 pub fn validate_name(raw: &str, max: usize) -> Result<String, AppError> {
+    // Control characters are refused wherever they are, even where trimming would drop them
+    // (a trailing newline): the rule the OpenAPI pattern states.
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > max || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > max || raw.chars().any(char::is_control) {
         return Err(AppError::invalid(
             "invalid_name",
             format!("a name is 1 to {max} characters, with no control characters"),

@@ -27,12 +27,13 @@ use crate::identity::api_keys::StoredApiKey;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// 1 to 100 characters, not blank (leading and trailing white space is dropped).
+    /// 1 to 100 characters, not blank (leading and trailing white space is dropped), with no
+    /// control characters (`invalid_name`).
     #[schema(
         example = "billing service",
         min_length = 1,
         max_length = 100,
-        pattern = r"\S"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: String,
     /// Scope names, e.g. `["messages:send"]`; `*` for everything the calling key may pass on.
@@ -61,6 +62,9 @@ pub struct NetworkEntry(pub String);
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
+    /// The account the key acts in; `null` for an operator's key, which acts over the
+    /// instance.
+    pub account_id: Option<String>,
     pub name: String,
     #[schema(schema_with = openapi::scope_names)]
     pub scopes: Vec<&'static str>,
@@ -99,6 +103,7 @@ impl From<&StoredApiKey> for ApiKeyView {
     fn from(k: &StoredApiKey) -> Self {
         Self {
             id: k.id.clone(),
+            account_id: k.account_id.clone(),
             name: k.name.clone(),
             scopes: k.scopes.names(),
             created_at: clock::rfc3339(k.created_at),

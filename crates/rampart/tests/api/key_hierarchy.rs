@@ -174,6 +174,12 @@ async fn an_account_key_asking_for_a_server_wide_scope_is_refused() {
     // `*` from the account's every-scope key gives account scopes only.
     let star = make_key(&app, &app.key, json!({"name": "star", "scopes": ["*"]})).await;
     assert!(
+        star["account_id"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("acc_")),
+        "{star}"
+    );
+    assert!(
         !sorted_scopes(&star).iter().any(|s| [
             "metrics:read",
             "connectors:read",
@@ -235,6 +241,7 @@ async fn an_operator_key_cannot_hold_account_scopes_nor_read_messages() {
     )
     .await;
     assert_eq!(sorted_scopes(&scraper), ["metrics:read"]);
+    assert_eq!(scraper["account_id"], Value::Null, "{scraper}");
     assert_eq!(
         app.get("/metrics", &secret(&scraper)).await.status,
         StatusCode::OK

@@ -151,6 +151,8 @@ async fn names_of_keys_and_accounts_with_control_characters_are_refused() {
         "tab\there",
         "bell\u{7}",
         "escape\u{1b}[31m",
+        "trailing newline\n",
+        "next line\u{85}",
         "nul\u{0}",
     ] {
         app.post_json(

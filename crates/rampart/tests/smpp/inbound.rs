@@ -99,6 +99,19 @@ async fn an_inbound_message_reaches_the_account_owning_the_number_and_no_other()
     let (status, _) = app.get(&format!("/v1/inbound/{theirs_id}"), &app.key).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    // A list cursor is looked up in its own account only: the other account's (newer) id as
+    // our cursor gives an empty page, not our rows older than it.
+    let (status, page) = app
+        .get(&format!("/v1/inbound?cursor={theirs_id}"), &app.key)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["data"], json!([]), "{page}");
+    let (status, page) = app
+        .get(&format!("/v1/inbound?cursor={mine_id}"), &other_key)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["data"], json!([]), "{page}");
+
     // Filtering by sender goes through the blind index.
     let (_, by_sender) = app.get("/v1/inbound?from=%2B447911123456", &app.key).await;
     assert_eq!(by_sender["data"].as_array().unwrap().len(), 1);

@@ -158,7 +158,7 @@ mod tests {
                 .is_none()
         );
         store
-            .write_blocking(|tx| tx.revoke_api_key("acc_1", "rk_1", 5))
+            .write_blocking(|tx| tx.revoke_api_key_tree("rk_1", 5))
             .unwrap();
         // Without an announcement the cached record is served.
         assert!(

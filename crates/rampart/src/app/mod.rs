@@ -14,6 +14,7 @@ pub mod error;
 pub mod inbound;
 pub mod messages;
 pub mod notices;
+pub mod passkeys;
 pub mod people;
 pub mod routing;
 pub mod sessions;
@@ -41,6 +42,7 @@ use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
+use crate::identity::passkeys::Passkeys;
 use crate::identity::password::{BreachedList, HashParams, PasswordWork};
 use crate::identity::softlock::{Softlock, SoftlockConfig};
 use crate::network::bans::Bans;
@@ -94,6 +96,8 @@ pub struct App {
     /// Failed sign-ins per email, and per client network: rising delays.
     sign_in_throttle: Softlock<String>,
     sign_in_network_throttle: Softlock<IpAddr>,
+    /// The passkey relying party (`people.public_url`), or why passkeys are unavailable.
+    passkeys: Result<Passkeys, String>,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -163,6 +167,10 @@ impl App {
             })?,
             None => BreachedList::empty(),
         };
+        let passkeys = passkeys::relying_party(&config);
+        if let Err(e) = &passkeys {
+            tracing::warn!(error = %e, "passkeys are unavailable");
+        }
         if let Some(key) = new_key {
             let now = clock.now_ms();
             let record = DataKeyRecord {
@@ -180,6 +188,7 @@ impl App {
             keys: KeyCache::new(&config.data_dir),
             passwords,
             breached,
+            passkeys,
             sign_in_throttle: Softlock::new(SoftlockConfig::default()),
             sign_in_network_throttle: Softlock::new(SoftlockConfig {
                 hard_lock_after: None,

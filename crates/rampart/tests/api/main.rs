@@ -16,6 +16,7 @@ mod messages;
 mod openapi;
 mod people;
 mod operations;
+mod passkeys;
 mod rate_limits;
 mod raw;
 mod reply;

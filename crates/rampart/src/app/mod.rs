@@ -14,6 +14,7 @@ pub mod error;
 pub mod inbound;
 pub mod messages;
 pub mod notices;
+pub mod passkeys;
 pub mod people;
 pub mod routing;
 pub mod sessions;
@@ -41,6 +42,7 @@ use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
+use crate::identity::passkeys::Passkeys;
 use crate::identity::password::{BreachedList, HashParams, PasswordWork};
 use crate::identity::softlock::{Softlock, SoftlockConfig};
 use crate::network::bans::Bans;
@@ -103,6 +105,8 @@ pub struct App {
     sign_in_queue: tokio::sync::Semaphore,
     /// The one lane to the hasher for sign-ins from networks that failed recently.
     suspect_sign_ins: tokio::sync::Semaphore,
+    /// The passkey relying party (`people.public_url`), or why passkeys are unavailable.
+    passkeys: Result<Passkeys, String>,
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
@@ -172,6 +176,10 @@ impl App {
             })?,
             None => BreachedList::empty(),
         };
+        let passkeys = passkeys::relying_party(&config);
+        if let Err(e) = &passkeys {
+            tracing::warn!(error = %e, "passkeys are unavailable");
+        }
         if let Some(key) = new_key {
             let now = clock.now_ms();
             let record = DataKeyRecord {
@@ -189,6 +197,7 @@ impl App {
             keys: KeyCache::new(&config.data_dir),
             passwords,
             breached,
+            passkeys,
             // The lock after 100 failures in a row is durable, in the user record; these
             // tables only slow attempts down.
             sign_in_throttle: Softlock::new(SoftlockConfig {

@@ -12,6 +12,7 @@ pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod oversized;
+pub mod passkeys;
 pub mod people;
 pub mod system;
 pub mod whole_number;
@@ -144,6 +145,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::list_sessions))
         .routes(routes!(auth::revoke_session))
         .routes(routes!(auth::list_roles))
+        .routes(routes!(passkeys::start_registration))
+        .routes(routes!(passkeys::finish_registration))
+        .routes(routes!(passkeys::list_passkeys))
+        .routes(routes!(passkeys::remove_passkey))
+        .routes(routes!(passkeys::start_sign_in))
+        .routes(routes!(passkeys::finish_sign_in))
         .routes(routes!(people::setup))
         .routes(routes!(people::request_reset))
         .routes(routes!(people::complete_reset))

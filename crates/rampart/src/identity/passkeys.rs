@@ -70,6 +70,18 @@ impl Passkeys {
         Ok(Self { webauthn })
     }
 
+    /// The relying party of a server people reach at `public_url`: its host is the id, its
+    /// scheme, host and port the origin (a path is ignored). The host must be a domain name:
+    /// WebAuthn has no relying party on a bare IP address.
+    pub fn for_public_url(public_url: &str) -> Result<Self, PasskeyError> {
+        let url = Url::parse(public_url).map_err(|e| PasskeyError::Config(e.to_string()))?;
+        let rp_id = url
+            .domain()
+            .ok_or_else(|| PasskeyError::Config(format!("{public_url} has no domain name")))?
+            .to_owned();
+        Self::new(&rp_id, &url.origin().ascii_serialization())
+    }
+
     /// Begins registering a passkey for a user. Returns the options to send to the browser
     /// (`navigator.credentials.create`) and the state to keep server-side. Credentials the
     /// user already has are excluded so the same authenticator is not registered twice.
@@ -178,3 +190,7 @@ fn to_state<T: serde::Serialize>(value: &T) -> Result<String, PasskeyError> {
 #[cfg(test)]
 #[path = "passkeys_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "passkeys_test_client.rs"]
+pub(crate) mod test_client;

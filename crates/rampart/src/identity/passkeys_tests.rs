@@ -1,68 +1,16 @@
 //! Passkey ceremonies driven end to end by 1Password's software authenticator (`passkey`),
 //! speaking the same JSON a browser would.
 
-use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
-use passkey::client::{Client, DefaultClientData};
-use passkey::crypto::rust_crypto::RustCryptoBackend;
-use passkey::types::Passkey as SoftPasskey;
-use passkey::types::ctap2::{Aaguid, Ctap2Error};
+use passkey::client::DefaultClientData;
 use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
 use webauthn_rs::prelude::Url;
 
+use super::test_client::{SoftClient, software_client};
 use super::*;
 
 const RP_ID: &str = "rampart.example.com";
 const ORIGIN: &str = "https://rampart.example.com";
 const USER_ID: [u8; 16] = [7; 16];
-
-/// A user who is present and verified (as after a fingerprint or PIN), and who, like a
-/// browser's UI, stops when told the authenticator is already registered.
-struct VerifiedUser;
-
-#[async_trait::async_trait]
-impl UserValidationMethod for VerifiedUser {
-    type PasskeyItem = SoftPasskey;
-
-    async fn check_user<'a>(
-        &self,
-        hint: UiHint<'a, Self::PasskeyItem>,
-        _presence: bool,
-        _verification: bool,
-    ) -> Result<UserCheck, Ctap2Error> {
-        if let UiHint::InformExcludedCredentialFound(_) = hint {
-            return Err(Ctap2Error::CredentialExcluded);
-        }
-        Ok(UserCheck {
-            presence: true,
-            verification: true,
-        })
-    }
-
-    fn is_presence_enabled(&self) -> bool {
-        true
-    }
-
-    fn is_verification_enabled(&self) -> Option<bool> {
-        Some(true)
-    }
-}
-
-type SoftClient = Client<
-    Option<SoftPasskey>,
-    VerifiedUser,
-    RustCryptoBackend,
-    public_suffix::PublicSuffixList,
-    (),
->;
-
-fn software_client() -> SoftClient {
-    Client::new(Authenticator::new(
-        Aaguid::new_empty(),
-        None,
-        VerifiedUser,
-        RustCryptoBackend,
-    ))
-}
 
 fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
@@ -178,6 +126,20 @@ fn an_origin_outside_the_relying_party_is_a_configuration_error() {
     ));
     assert!(matches!(
         Passkeys::new(RP_ID, "not a url"),
+        Err(PasskeyError::Config(_))
+    ));
+}
+
+#[test]
+fn the_relying_party_comes_from_the_public_url() {
+    assert!(Passkeys::for_public_url("https://rampart.example.com:8443/console/").is_ok());
+    assert!(Passkeys::for_public_url("https://localhost:8443").is_ok());
+    assert!(matches!(
+        Passkeys::for_public_url("https://10.0.0.1:8443"),
+        Err(PasskeyError::Config(_))
+    ));
+    assert!(matches!(
+        Passkeys::for_public_url("rampart.example.com"),
         Err(PasskeyError::Config(_))
     ));
 }

@@ -94,6 +94,8 @@ pub trait Sessions {
     fn get_challenge(&self, id: &str) -> Result<Option<ChallengeRecord>, StoreError>;
     /// Marks it used; false when it was already used.
     fn use_challenge(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
+    /// Deletes a challenge (a ceremony taken for its one answer); false when there was none.
+    fn delete_challenge(&self, id: &str) -> Result<bool, StoreError>;
     /// Counts a wrong answer; returns the new count.
     fn note_challenge_attempt(&self, id: &str) -> Result<u32, StoreError>;
     /// Ends every unused challenge of the user with this purpose (a new one replaces them).
@@ -370,6 +372,14 @@ impl Sessions for Db<'_> {
             .conn()
             .prepare_cached("UPDATE challenges SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL")?
             .execute(params![id, now])?
+            == 1)
+    }
+
+    fn delete_challenge(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM challenges WHERE id = ?1")?
+            .execute([id])?
             == 1)
     }
 

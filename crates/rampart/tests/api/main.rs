@@ -18,6 +18,7 @@ mod messages;
 mod narrow_scopes;
 mod openapi;
 mod operations;
+mod passkeys;
 mod people;
 mod rate_limits;
 mod raw;

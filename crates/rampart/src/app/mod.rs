@@ -206,7 +206,9 @@ impl App {
             }),
             sign_in_queue: tokio::sync::Semaphore::new(SIGN_IN_QUEUE),
             suspect_sign_ins: tokio::sync::Semaphore::new(1),
+            // A network may be an office behind one address: more free failures than a person.
             sign_in_network_throttle: Softlock::new(SoftlockConfig {
+                free_failures: 10,
                 hard_lock_after: None,
                 ..SoftlockConfig::default()
             }),

@@ -693,13 +693,14 @@ impl App {
 
     /// The caller may act on the members of `account_id` with `scope`: it acts in that
     /// account (another account's id is not found), or is an operator over the instance.
-    fn member_scope(
+    pub(crate) fn member_scope(
         &self,
         caller: &Caller,
         account_id: &str,
         scope: Scope,
     ) -> Result<(), AppError> {
-        if caller.is_instance() && caller.scopes.contains(Scope::AccountsManage) {
+        if caller.is_instance() {
+            caller.require(Scope::AccountsManage)?;
             return match self.store.read(|tx| tx.get_account(account_id))? {
                 Some(_) => Ok(()),
                 None => Err(AppError::NotFound("account")),

@@ -1,12 +1,11 @@
-//! Every scope against every route: the routes come from the served OpenAPI document, the
-//! expectations from one table (`REQUIRED`), so a new route fails here until it says which
-//! scope opens it. A credential that lacks the scope gets 403 `insufficient_scope`, never a
-//! 2xx; one that holds it is not refused for its scope. And every route with an `{id}` answers
-//! 404 to another account's existing id.
-//!
-//! Credentials are a list of (label, token, scopes held): today one key per scope (account
-//! scopes in the default account, server-wide ones as operators' keys); sessions per role
-//! (`rampart::identity::roles::MATRIX`) slot in the same way.
+//! Every credential against every route: the routes come from the served OpenAPI document, the
+//! expectations from one table (`REQUIRED`), so a new route fails here until it says who may
+//! call it. Credentials are one key per scope (account scopes in the default account,
+//! server-wide ones as operators' keys) and one signed-in session per role, whose permissions
+//! come from `rampart::identity::roles::MATRIX`. A credential that lacks the permission gets
+//! 403 (`insufficient_scope`, or `session_required` for a key on a person's own routes), never
+//! a 2xx; one that holds it is not refused. And every route with an account's id answers 404
+//! to another account's existing id.
 
 use std::collections::BTreeSet;
 
@@ -14,64 +13,144 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use rampart::identity::Scope;
+use rampart::identity::roles::{MATRIX, RoleKind};
 
 use crate::helpers::{NORMAL_NUMBER, Reply, TestApp, id_of, rfc3339_from_now, spawn_app};
+use crate::session::{PASSWORD, Session};
 
-/// Who may call each documented operation: `None` for anyone (no key needed), else the
-/// scopes any one of which opens it.
-const REQUIRED: &[(&str, &str, Option<&[&str]>)] = &[
-    ("GET", "/healthz", None),
-    ("GET", "/readyz", None),
-    ("GET", "/v1/openapi.json", None),
-    ("GET", "/metrics", Some(&["metrics:read"])),
-    ("GET", "/v1/connectors", Some(&["connectors:read"])),
-    ("GET", "/v1/bans", Some(&["bans:manage"])),
-    ("DELETE", "/v1/bans/{ip}", Some(&["bans:manage"])),
-    ("POST", "/v1/messages", Some(&["messages:send"])),
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    /// Anyone, with or without credentials: it answers 2xx.
+    Anyone,
+    /// A step of signing in, setting up or resetting: open to anyone, its answer depends on
+    /// what is sent (a wrong code is a 401), never on the caller's permissions.
+    SignInStep,
+    /// A signed-in person, about themselves; a key gets 403 `session_required`.
+    Person,
+    /// Any one of these permissions.
+    AnyOf(&'static [&'static str]),
+}
+
+use Who::*;
+
+const ACCOUNTS: &[&str] = &["accounts:manage"];
+
+/// Who may call each documented operation.
+const REQUIRED: &[(&str, &str, Who)] = &[
+    ("GET", "/healthz", Anyone),
+    ("GET", "/readyz", Anyone),
+    ("GET", "/v1/openapi.json", Anyone),
+    ("GET", "/v1/roles", Anyone),
+    ("GET", "/metrics", AnyOf(&["metrics:read"])),
+    ("GET", "/v1/connectors", AnyOf(&["connectors:read"])),
+    ("GET", "/v1/bans", AnyOf(&["bans:manage"])),
+    ("DELETE", "/v1/bans/{ip}", AnyOf(&["bans:manage"])),
+    ("POST", "/v1/messages", AnyOf(&["messages:send"])),
     (
         "GET",
         "/v1/messages",
-        Some(&["messages:read", "messages:status"]),
+        AnyOf(&["messages:read", "messages:status"]),
     ),
     (
         "GET",
         "/v1/messages/{id}",
-        Some(&["messages:read", "messages:status"]),
+        AnyOf(&["messages:read", "messages:status"]),
     ),
-    ("POST", "/v1/messages/{id}/cancel", Some(&["messages:send"])),
-    ("GET", "/v1/inbound", Some(&["inbound:read"])),
-    ("GET", "/v1/inbound/{id}", Some(&["inbound:read"])),
-    ("GET", "/v1/numbers", Some(&["inbound:read"])),
+    (
+        "POST",
+        "/v1/messages/{id}/cancel",
+        AnyOf(&["messages:send"]),
+    ),
+    ("GET", "/v1/inbound", AnyOf(&["inbound:read"])),
+    ("GET", "/v1/inbound/{id}", AnyOf(&["inbound:read"])),
+    ("GET", "/v1/numbers", AnyOf(&["inbound:read"])),
     // An account's keys with keys:manage; the operators' keys with accounts:manage.
     (
         "GET",
         "/v1/api-keys",
-        Some(&["keys:manage", "accounts:manage"]),
+        AnyOf(&["keys:manage", "accounts:manage"]),
     ),
     (
         "POST",
         "/v1/api-keys",
-        Some(&["keys:manage", "accounts:manage"]),
+        AnyOf(&["keys:manage", "accounts:manage"]),
     ),
     (
         "GET",
         "/v1/api-keys/{id}",
-        Some(&["keys:manage", "accounts:manage"]),
+        AnyOf(&["keys:manage", "accounts:manage"]),
     ),
     (
         "DELETE",
         "/v1/api-keys/{id}",
-        Some(&["keys:manage", "accounts:manage"]),
+        AnyOf(&["keys:manage", "accounts:manage"]),
+    ),
+    ("POST", "/v1/auth/login", SignInStep),
+    ("POST", "/v1/auth/setup", SignInStep),
+    ("POST", "/v1/auth/password-reset", SignInStep),
+    ("POST", "/v1/auth/password-reset/complete", SignInStep),
+    ("POST", "/v1/auth/invitations/accept", SignInStep),
+    ("POST", "/v1/auth/login/passkey/start", SignInStep),
+    ("POST", "/v1/auth/login/passkey/finish", SignInStep),
+    ("POST", "/v1/auth/logout", Person),
+    ("GET", "/v1/auth/session", Person),
+    ("POST", "/v1/auth/reauthenticate", Person),
+    ("GET", "/v1/users/me", Person),
+    ("POST", "/v1/users/me/password", Person),
+    ("GET", "/v1/users/me/sessions", Person),
+    ("DELETE", "/v1/users/me/sessions/{id}", Person),
+    ("POST", "/v1/users/me/passkeys/register/start", Person),
+    ("POST", "/v1/users/me/passkeys/register/finish", Person),
+    ("GET", "/v1/users/me/passkeys", Person),
+    ("DELETE", "/v1/users/me/passkeys/{id}", Person),
+    ("GET", "/v1/users", AnyOf(ACCOUNTS)),
+    ("POST", "/v1/users", AnyOf(ACCOUNTS)),
+    ("POST", "/v1/users/{id}/disable", AnyOf(ACCOUNTS)),
+    ("POST", "/v1/users/{id}/enable", AnyOf(ACCOUNTS)),
+    (
+        "GET",
+        "/v1/accounts/{id}/members",
+        AnyOf(&["members:read", "accounts:manage"]),
+    ),
+    (
+        "POST",
+        "/v1/accounts/{id}/members",
+        AnyOf(&["members:manage", "accounts:manage"]),
+    ),
+    (
+        "PATCH",
+        "/v1/accounts/{id}/members/{user_id}",
+        AnyOf(&["members:manage", "accounts:manage"]),
+    ),
+    (
+        "DELETE",
+        "/v1/accounts/{id}/members/{user_id}",
+        AnyOf(&["members:manage", "accounts:manage"]),
     ),
 ];
 
-/// Something that authenticates, and the scopes it holds.
+/// How a credential authenticates.
+#[derive(Clone)]
+enum Auth {
+    None,
+    Key(String),
+    Session { email: String, session: Session },
+}
+
+/// Something that authenticates, and the permissions it holds.
 struct Credential {
     label: String,
-    token: String,
+    auth: Auth,
     scopes: BTreeSet<String>,
-    /// Acts over the instance (an operator's key) rather than in the default account.
+    /// Acts over the instance (an operator) rather than in the default account.
     operator: bool,
+}
+
+impl Credential {
+    fn is_person(&self) -> bool {
+        matches!(self.auth, Auth::Session { .. })
+    }
 }
 
 /// One key per scope, each holding exactly that scope.
@@ -86,12 +165,29 @@ fn one_key_per_scope(app: &TestApp) -> Vec<Credential> {
             }
             Credential {
                 label: format!("key with {name}"),
-                token: app.cli(&args),
+                auth: Auth::Key(app.cli(&args)),
                 scopes: BTreeSet::from([name.to_owned()]),
                 operator: scope.is_server_wide(),
             }
         })
         .collect()
+}
+
+/// One signed-in person per role: operators, and members of the default account.
+async fn one_session_per_role(app: &TestApp) -> Vec<Credential> {
+    let mut credentials = Vec::new();
+    for (role, scopes) in MATRIX {
+        let email = format!("{role}@matrix.example.com");
+        app.create_person(&email, role.as_str(), None);
+        let session = app.sign_in(&email, PASSWORD).await;
+        credentials.push(Credential {
+            label: format!("{role} session"),
+            auth: Auth::Session { email, session },
+            scopes: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            operator: role.kind() == RoleKind::Operator,
+        });
+    }
+    credentials
 }
 
 /// The operations the served document lists, as (METHOD, path).
@@ -110,7 +206,7 @@ async fn documented_operations(app: &TestApp) -> Vec<(String, String)> {
     operations
 }
 
-fn required(method: &str, path: &str) -> Option<&'static [&'static str]> {
+fn required(method: &str, path: &str) -> Who {
     REQUIRED
         .iter()
         .find(|(m, p, _)| *m == method && *p == path)
@@ -118,6 +214,12 @@ fn required(method: &str, path: &str) -> Option<&'static [&'static str]> {
             panic!("{method} {path} is documented but REQUIRED does not say who may call it")
         })
         .2
+}
+
+/// A person made for one call to change or remove; returns their user id.
+fn victim(app: &TestApp, n: &mut usize) -> String {
+    *n += 1;
+    app.create_person(&format!("victim{n}@matrix.example.com"), "viewer", None)
 }
 
 fn scheduled_message() -> Value {
@@ -128,16 +230,19 @@ fn scheduled_message() -> Value {
 }
 
 /// A well-formed, harmless request for the operation, with ids that exist where the caller
-/// could succeed. Returns the path and the JSON body to send, if any.
+/// could succeed. Returns the path, the JSON body to send, if any, and the credential to use
+/// instead of the caller's (a throwaway session of the same person, for signing out).
 async fn harmless_request(
     app: &TestApp,
     who: &Credential,
     method: &str,
     path: &str,
-    message_id: &str,
-) -> (String, Option<Value>) {
-    match (method, path) {
-        ("GET", "/v1/messages/{id}") => (format!("/v1/messages/{message_id}"), None),
+    ids: &Ids,
+    n: &mut usize,
+) -> (String, Option<Value>, Option<Auth>) {
+    let account = &ids.account;
+    let (url, body) = match (method, path) {
+        ("GET", "/v1/messages/{id}") => (format!("/v1/messages/{}", ids.message), None),
         ("POST", "/v1/messages/{id}/cancel") => {
             // A fresh scheduled message each time, so a permitted cancel can succeed.
             let id = id_of(&app.send(&scheduled_message()).await[0]);
@@ -159,70 +264,225 @@ async fn harmless_request(
         ("GET" | "DELETE", "/v1/api-keys/{id}") => {
             // A key of the caller's realm holding the caller's own scopes, so that a
             // permitted revoke is not refused for escalation.
-            let scopes = who.scopes.iter().cloned().collect::<Vec<_>>().join(",");
+            let realm: Vec<String> = who
+                .scopes
+                .iter()
+                .filter(|s| Scope::parse(s).is_some_and(|s| s.is_server_wide()) == who.operator)
+                .cloned()
+                .collect();
+            let scopes = if realm.is_empty() {
+                "messages:status".to_owned()
+            } else {
+                realm.join(",")
+            };
             let mut args = vec!["apikey", "create", "--name", "victim", "--scopes", &scopes];
             if who.operator {
+                args[5] = if realm.is_empty() {
+                    "metrics:read"
+                } else {
+                    &scopes
+                };
                 args.push("--operator");
             }
             let victim = app.cli(&args);
             (format!("/v1/api-keys/{}", &victim[..15]), None)
         }
+        // A right password (wrong ones would slow this address down for the rest).
+        ("POST", "/v1/auth/login") => (
+            path.to_owned(),
+            Some(json!({"email": "viewer@matrix.example.com", "password": PASSWORD})),
+        ),
+        ("POST", "/v1/auth/setup") => (
+            path.to_owned(),
+            Some(
+                json!({"setup_code": "rsu_000000000000_00000000000000000000000000000000",
+                "email": "x@example.com", "name": "X", "password": PASSWORD}),
+            ),
+        ),
+        ("POST", "/v1/auth/password-reset") => (
+            path.to_owned(),
+            Some(json!({"email": "nobody@matrix.example.com"})),
+        ),
+        ("POST", "/v1/auth/password-reset/complete") => (
+            path.to_owned(),
+            Some(
+                json!({"token": "rr_000000000000_00000000000000000000000000000000",
+                "password": PASSWORD}),
+            ),
+        ),
+        ("POST", "/v1/auth/invitations/accept") => (
+            path.to_owned(),
+            Some(json!({"token": "ri_000000000000_00000000000000000000000000000000"})),
+        ),
+        ("POST", "/v1/auth/login/passkey/finish") => {
+            (path.to_owned(), Some(json!({"credential": {}})))
+        }
+        ("POST", "/v1/auth/reauthenticate") => {
+            (path.to_owned(), Some(json!({"password": PASSWORD})))
+        }
+        ("POST", "/v1/users/me/password") => (
+            path.to_owned(),
+            Some(json!({"current_password": PASSWORD, "new_password": "too short"})),
+        ),
+        ("DELETE", "/v1/users/me/sessions/{id}") => {
+            ("/v1/users/me/sessions/rs_000000000000".to_owned(), None)
+        }
+        ("POST", "/v1/users/me/passkeys/register/start") => {
+            (path.to_owned(), Some(json!({"name": "matrix"})))
+        }
+        ("POST", "/v1/users/me/passkeys/register/finish") => (
+            path.to_owned(),
+            Some(json!({"ceremony_id": "ch_000000000000", "credential": {}})),
+        ),
+        ("DELETE", "/v1/users/me/passkeys/{id}") => {
+            ("/v1/users/me/passkeys/fac_000000000000".to_owned(), None)
+        }
+        ("POST", "/v1/users") => {
+            *n += 1;
+            (
+                path.to_owned(),
+                Some(
+                    json!({"email": format!("new{n}@matrix.example.com"), "name": "New",
+                    "role": "viewer", "account_id": account}),
+                ),
+            )
+        }
+        ("POST", "/v1/users/{id}/disable" | "/v1/users/{id}/enable") => {
+            let id = victim(app, n);
+            (path.replace("{id}", &id), None)
+        }
+        ("GET", "/v1/accounts/{id}/members") => (format!("/v1/accounts/{account}/members"), None),
+        ("POST", "/v1/accounts/{id}/members") => {
+            *n += 1;
+            (
+                format!("/v1/accounts/{account}/members"),
+                Some(json!({"email": format!("invited{n}@matrix.example.com"), "role": "viewer"})),
+            )
+        }
+        ("PATCH" | "DELETE", "/v1/accounts/{id}/members/{user_id}") => {
+            let id = victim(app, n);
+            let url = format!("/v1/accounts/{account}/members/{id}");
+            let body = (method == "PATCH").then(|| json!({"role": "analyst"}));
+            (url, body)
+        }
         _ => {
             assert!(!path.contains('{'), "no placeholder for {method} {path}");
             (path.to_owned(), None)
         }
+    };
+    // Signing out ends the session: sign the same person in again for that call.
+    let instead = match (&who.auth, method, path) {
+        (Auth::Session { email, .. }, "POST", "/v1/auth/logout") => Some(Auth::Session {
+            email: email.clone(),
+            session: app.sign_in(email, PASSWORD).await,
+        }),
+        _ => None,
+    };
+    (url, body, instead)
+}
+
+/// Ids the requests need.
+struct Ids {
+    account: String,
+    message: String,
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
+    let method = Method::from_bytes(method.as_bytes()).expect("a method");
+    let body = body.map(|b| (Some("application/json"), serde_json::to_vec(&b).unwrap()));
+    match auth {
+        Auth::None => app.request(method, path, "", body, &[]).await,
+        Auth::Key(key) => app.request(method, path, key, body, &[]).await,
+        Auth::Session { session, .. } => {
+            let headers = [
+                ("cookie", session.cookie.as_str()),
+                ("x-csrf-token", session.csrf.as_str()),
+            ];
+            app.request(method, path, "", body, &headers).await
+        }
     }
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> Reply {
-    let method = Method::from_bytes(method.as_bytes()).expect("a method");
-    let body = body.map(|b| (Some("application/json"), serde_json::to_vec(&b).unwrap()));
-    app.request(method, path, key, body, &[]).await
+/// The problem `code` of a reply, if it is a problem.
+fn code(reply: &Reply) -> String {
+    serde_json::from_str::<Value>(&reply.text)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// What a credential should get from an operation; `None` when `reply` is that.
+fn judge(who: &Credential, who_may: Who, reply: &Reply) -> Option<&'static str> {
+    let status = reply.status;
+    let refused = status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED;
+    let ok = match who_may {
+        Anyone => status.is_success(),
+        SignInStep => !status.is_server_error() && code(reply) != "insufficient_scope",
+        Person if who.is_person() => !refused,
+        Person => {
+            matches!(who.auth, Auth::None) && status == StatusCode::UNAUTHORIZED
+                || status == StatusCode::FORBIDDEN && code(reply) == "session_required"
+        }
+        AnyOf(any) if any.iter().any(|s| who.scopes.contains(*s)) => !refused,
+        AnyOf(_) if matches!(who.auth, Auth::None) => status == StatusCode::UNAUTHORIZED,
+        AnyOf(_) => status == StatusCode::FORBIDDEN && code(reply) == "insufficient_scope",
+    };
+    if ok {
+        return None;
+    }
+    Some(match who_may {
+        Anyone => "2xx",
+        SignInStep => "no 5xx, never insufficient_scope",
+        Person if who.is_person() => "not 401/403",
+        Person => "403 session_required (401 without credentials)",
+        AnyOf(any) if any.iter().any(|s| who.scopes.contains(*s)) => "not 401/403",
+        AnyOf(_) => "403 insufficient_scope (401 without credentials)",
+    })
 }
 
 #[tokio::test]
-async fn every_scope_opens_exactly_the_routes_the_table_gives_it() {
+async fn every_key_and_every_role_opens_exactly_the_routes_the_table_gives_it() {
     let app = spawn_app();
     let operations = documented_operations(&app).await;
-    assert!(operations.len() >= REQUIRED.len(), "{operations:?}");
     for (method, path, _) in REQUIRED {
         assert!(
             operations.contains(&((*method).to_owned(), (*path).to_owned())),
             "REQUIRED names {method} {path}, which the document does not list"
         );
     }
-    let message_id = app.send_to(NORMAL_NUMBER, "an existing message").await;
-    let credentials = one_key_per_scope(&app);
+    let ids = Ids {
+        account: app
+            .cli(&["account", "list"])
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_owned(),
+        message: app.send_to(NORMAL_NUMBER, "an existing message").await,
+    };
+    let mut credentials = one_key_per_scope(&app);
+    credentials.extend(one_session_per_role(&app).await);
+    credentials.push(Credential {
+        label: "no credentials".into(),
+        auth: Auth::None,
+        scopes: BTreeSet::new(),
+        operator: false,
+    });
 
     let mut unexpected = Vec::new();
     let mut checked = 0;
+    let mut n = 0;
     for who in &credentials {
         for (method, path) in &operations {
-            let (url, body) = harmless_request(&app, who, method, path, &message_id).await;
-            let reply = call(&app, method, &url, &who.token, body).await;
+            let (url, body, instead) =
+                harmless_request(&app, who, method, path, &ids, &mut n).await;
+            let auth = instead.as_ref().unwrap_or(&who.auth);
+            let reply = call(&app, method, &url, auth, body).await;
             checked += 1;
-            let allowed = match required(method, path) {
-                None => true,
-                Some(any_of) => any_of.iter().any(|s| who.scopes.contains(*s)),
-            };
-            let status = reply.status;
-            let wrong = if allowed {
-                // Held: never refused for its scope (404/409 for ids and states are fine).
-                status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED
-            } else {
-                status.is_success()
-                    || status != StatusCode::FORBIDDEN
-                    || reply.problem_code() != "insufficient_scope"
-            };
-            if wrong {
+            if let Some(expected) = judge(who, required(method, path), &reply) {
                 unexpected.push(format!(
-                    "{}: {method} {url} -> {status} (expected {}): {}",
+                    "{}: {method} {url} -> {} (expected {expected}): {}",
                     who.label,
-                    if allowed {
-                        "not 401/403"
-                    } else {
-                        "403 insufficient_scope"
-                    },
+                    reply.status,
                     reply.text.chars().take(200).collect::<String>()
                 ));
             }
@@ -235,42 +495,17 @@ async fn every_scope_opens_exactly_the_routes_the_table_gives_it() {
         unexpected.len(),
         unexpected.join("\n")
     );
-
-    // Without a key: the open routes answer, every other one is 401.
-    for (method, path) in &operations {
-        let no_key = Credential {
-            label: "no key".into(),
-            token: String::new(),
-            scopes: BTreeSet::new(),
-            operator: false,
-        };
-        if required(method, path).is_some() && path.contains("/api-keys/") {
-            // The placeholder would make a key with no scope; any well-formed id will do.
-            let reply = call(&app, method, "/v1/api-keys/rk_000000000000", "", None).await;
-            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{method} {path}");
-            continue;
-        }
-        let (url, body) = harmless_request(&app, &no_key, method, path, &message_id).await;
-        let reply = call(&app, method, &url, "", body).await;
-        match required(method, path) {
-            None => assert!(
-                reply.status.is_success(),
-                "{method} {url}: {}",
-                reply.status
-            ),
-            Some(_) => assert_eq!(
-                reply.status,
-                StatusCode::UNAUTHORIZED,
-                "{method} {url}: {}",
-                reply.text
-            ),
-        }
-    }
 }
 
 #[tokio::test]
 async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
     let app = spawn_app();
+    let account_a = app
+        .cli(&["account", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
     let account_b = app.cli(&["account", "create", "--name", "tenant b"]);
     let key_b = app.cli(&["apikey", "create", "--account", &account_b, "--scopes", "*"]);
     let sent = app
@@ -279,37 +514,81 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.text);
     let b_message = id_of(&sent.json()["messages"][0]);
     let b_key_id = key_b[..15].to_owned();
+    let b_person = app.create_person("b@matrix.example.com", "owner", Some(&account_b));
+    let b_session = app.sign_in("b@matrix.example.com", PASSWORD).await;
+    let b_session_id = b_session.cookie.split('=').nth(1).unwrap()[..15].to_owned();
+    app.create_person("a@matrix.example.com", "owner", Some(&account_a));
+    let a_person = Auth::Session {
+        email: "a@matrix.example.com".into(),
+        session: app.sign_in("a@matrix.example.com", PASSWORD).await,
+    };
+    let a_key = Auth::Key(app.key.clone());
 
     let operations = documented_operations(&app).await;
     let with_id: Vec<_> = operations
         .iter()
-        .filter(|(_, path)| path.contains("{id}"))
+        .filter(|(_, path)| path.contains('{'))
         .collect();
-    assert!(with_id.len() >= 5, "{with_id:?}");
+    assert!(with_id.len() >= 10, "{with_id:?}");
     for (method, path) in with_id {
-        let id = if path.starts_with("/v1/messages/") {
-            b_message.clone()
+        let (url, who) = if path.starts_with("/v1/messages/") {
+            (path.replace("{id}", &b_message), &a_key)
         } else if path.starts_with("/v1/api-keys/") {
-            b_key_id.clone()
+            (path.replace("{id}", &b_key_id), &a_key)
         } else if path.starts_with("/v1/inbound/") {
             // No inbound message can be made over the API (only a carrier makes them): a
             // well-formed id stands in; tests/smpp covers inbound across accounts.
-            "inb_00000000000000000000000000".to_owned()
+            (
+                path.replace("{id}", "inb_00000000000000000000000000"),
+                &a_key,
+            )
+        } else if path.starts_with("/v1/accounts/{id}/members") {
+            let url = path
+                .replace("{id}", &account_b)
+                .replace("{user_id}", &b_person);
+            // Both a key and a person of account A.
+            let body = match method.as_str() {
+                "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
+                "PATCH" => Some(json!({"role": "viewer"})),
+                _ => None,
+            };
+            let by_key = call(&app, method, &url, &a_key, body.clone()).await;
+            assert_eq!(
+                by_key.status,
+                StatusCode::NOT_FOUND,
+                "{method} {url} by A's key: {}",
+                by_key.text
+            );
+            (url, &a_person)
+        } else if path.starts_with("/v1/users/me/sessions/") {
+            (path.replace("{id}", &b_session_id), &a_person)
+        } else if path.starts_with("/v1/users/me/passkeys/") {
+            (path.replace("{id}", "fac_000000000000"), &a_person)
+        } else if path.starts_with("/v1/users/{id}/") {
+            // People are the instance's, not an account's: only operators reach them (the
+            // matrix above checks that no account credential does).
+            continue;
+        } else if path == "/v1/bans/{ip}" {
+            continue;
         } else {
             panic!("no other account's id for {method} {path}: add one here");
         };
-        let url = path.replace("{id}", &id);
-        let body = (method == "POST").then(|| json!({}));
-        let reply = call(&app, method, &url, &app.key, body).await;
+        let body = match method.as_str() {
+            "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
+            "PATCH" => Some(json!({"role": "viewer"})),
+            _ => None,
+        };
+        let reply = call(&app, method, &url, who, body).await;
         assert_eq!(
             reply.status,
             StatusCode::NOT_FOUND,
-            "{method} {url} with account A's key: {}",
+            "{method} {url} from account A: {}",
             reply.text
         );
         assert_eq!(reply.problem_code(), "not_found", "{method} {url}");
     }
-    // B's message and key are untouched.
+    // B's message, key and session are untouched.
     let b_view = app.get(&format!("/v1/messages/{b_message}"), &key_b).await;
     assert_eq!(b_view.json()["status"], "queued", "{}", b_view.text);
+    assert_eq!(app.get_as(&b_session, "/v1/users/me").await.status, 200);
 }

@@ -108,7 +108,8 @@ pub async fn run_user(app: &App, command: UserCommand) -> anyhow::Result<()> {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role `{role}`; roles: operator-admin, operator-viewer, owner, admin, developer, billing, analyst, viewer")
             })?;
-            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
             let password = password_stdin.then(read_password).transpose()?;
             let created = app
                 .create_user(

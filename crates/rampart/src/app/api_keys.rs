@@ -249,7 +249,8 @@ impl App {
                 .filter(|k| k.account_id.is_none())
         } else {
             caller.require(Scope::KeysManage)?;
-            self.store.read(|tx| tx.get_api_key(&caller.account_id, id))?
+            self.store
+                .read(|tx| tx.get_api_key(&caller.account_id, id))?
         };
         found
             .map(StoredApiKey::from)

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::AppError;
 use crate::clock::Millis;
-use crate::identity::{Scope, Scopes};
 use crate::identity::roles::Role;
+use crate::identity::{Scope, Scopes};
 use crate::network::ip::IpList;
 use crate::store::audit::NewAuditRecord;
 use crate::store::{StoreError, Tx};

@@ -11,10 +11,12 @@ pub mod api_keys;
 pub mod audit;
 pub mod bans;
 pub mod error;
+pub mod factors;
 pub mod inbound;
 pub mod messages;
 pub mod notices;
 pub mod people;
+pub mod people_policy;
 pub mod routing;
 pub mod sessions;
 

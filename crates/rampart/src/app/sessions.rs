@@ -15,13 +15,15 @@ use subtle::ConstantTimeEq;
 use super::audit::{Action, Actor, AuditEvent, Caller, SessionCaller};
 use super::{App, AppError};
 use crate::clock::Millis;
+use crate::identity::Scopes;
 use crate::identity::codes::LinkToken;
 use crate::identity::password::{Password, PasswordContext, Verification};
 use crate::identity::roles::Role;
-use crate::identity::Scopes;
 use crate::network::ip::{IpList, client_network};
 use crate::store::people::UserRecord;
-use crate::store::sessions::{ChallengeRecord, SessionRecord};
+use crate::store::sessions::ChallengeRecord;
+/// Re-exported for the adapters, which reach the store only through the use cases.
+pub use crate::store::sessions::SessionRecord;
 
 /// The prefix of session tokens.
 pub const SESSION_PREFIX: &str = "rs";
@@ -54,6 +56,8 @@ pub struct NewSession {
 }
 
 /// The outcome of the password step.
+// Made once per sign-in and taken apart at once: boxing the session would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SignIn {
     /// Signed in.
@@ -198,9 +202,7 @@ impl App {
                 return Ok::<_, AppError>(false);
             };
             let failures = tx.note_failed_login(&id)?;
-            let lock = (failures >= LOCK_AFTER_FAILURES
-                || outcome.locked)
-                && locked_at.is_none();
+            let lock = (failures >= LOCK_AFTER_FAILURES || outcome.locked) && locked_at.is_none();
             if lock {
                 tx.set_user_locked(&id, Some(now))?;
                 AuditEvent {
@@ -238,7 +240,10 @@ impl App {
 
     /// The sign-in waiting for its second factor behind a presented token, and its person.
     /// Every failure is the same refusal.
-    pub fn pending_sign_in(&self, presented: &str) -> Result<(ChallengeRecord, UserRecord), AppError> {
+    pub fn pending_sign_in(
+        &self,
+        presented: &str,
+    ) -> Result<(ChallengeRecord, UserRecord), AppError> {
         let token = LinkToken::parse(PENDING_PREFIX, presented).ok_or(AppError::SignInRefused)?;
         let now = self.clock.now_ms();
         let hash = self.sealer.hash_api_key(token.reveal());
@@ -458,7 +463,14 @@ impl App {
                 Some(account) => Some(tx.account_allowed_ips(account)?),
                 None => None,
             };
-            Ok(Some((session, user, memberships, factors, policies, allowed)))
+            Ok(Some((
+                session,
+                user,
+                memberships,
+                factors,
+                policies,
+                allowed,
+            )))
         })?;
         let Some((session, user, memberships, factors, policies, allowed)) = found else {
             return Err(AppError::Unauthenticated);
@@ -484,9 +496,11 @@ impl App {
         }
         if session.last_seen_at + TOUCH_EVERY_MS <= now {
             let id = session.id.clone();
-            self.store.write_detached(move |tx| tx.touch_session(&id, now));
+            self.store
+                .write_detached(move |tx| tx.touch_session(&id, now));
         }
-        let has_factor = factors.iter().any(|f| f.confirmed_at.is_some()) || user.phone_sealed.is_some();
+        let has_factor =
+            factors.iter().any(|f| f.confirmed_at.is_some()) || user.phone_sealed.is_some();
         let (account_id, role) = match account {
             Some(id) => match memberships.iter().find(|m| m.account_id == id) {
                 Some(m) => (id.to_owned(), Role::parse(&m.role)),
@@ -504,9 +518,8 @@ impl App {
             (p.require_2fa && !has_factor)
                 || (id == &account_id
                     && p.password_max_age_days.is_some_and(|days| {
-                        user.password_changed_at.is_some_and(|at| {
-                            now - at > Millis::from(days) * 86_400_000
-                        })
+                        user.password_changed_at
+                            .is_some_and(|at| now - at > Millis::from(days) * 86_400_000)
                     }))
         });
         let scopes = match role {
@@ -585,14 +598,19 @@ impl App {
         }
     }
 
-    /// Step-up: the signed-in person proves again who they are with their password.
+    /// Step-up: the signed-in person proves again who they are with their password and, when
+    /// they have an authenticator app, a current code from it or a recovery code (OWASP ASVS
+    /// 4.0 V3.7.1; NIST SP 800-63B 4.2.3 keeps re-authentication at the session's level, two
+    /// factors for a person who has two). A missing code gets the same answer as a wrong one.
     pub async fn reauthenticate(
         &self,
         caller: &Caller,
         password: SecretString,
+        code: Option<&str>,
         client: &Client,
     ) -> Result<(), AppError> {
-        let (Some(user_id), Some(session)) = (caller.user_id.clone(), caller.session.clone()) else {
+        let (Some(user_id), Some(session)) = (caller.user_id.clone(), caller.session.clone())
+        else {
             return Err(AppError::forbidden(
                 "session_required",
                 "only a signed-in person can re-authenticate",
@@ -614,6 +632,18 @@ impl App {
                 .note_failed_attempt(&user_id, Some(&user), client, now)
                 .await);
         }
+        if self.has_totp(&user_id)? {
+            let Some(code) = code else {
+                return Err(AppError::SignInRefused);
+            };
+            let accepted = self.accept_totp(&user_id, code).await?
+                || self.accept_recovery_code(&user_id, code).await?;
+            if !accepted {
+                return Err(self
+                    .note_failed_attempt(&user_id, Some(&user), client, now)
+                    .await);
+            }
+        }
         self.note_successful_attempt(&user_id, &user, client);
         self.store
             .write(move |tx| tx.set_session_authenticated(&session.id, now))
@@ -623,15 +653,16 @@ impl App {
 
     /// Changes the signed-in person's password: the current one is checked, the new one must
     /// be strong (and not reused when an account's policy keeps history), and every other
-    /// session ends.
+    /// session ends. A person with an authenticator app gives a code too, as for step-up.
     pub async fn change_password(
         &self,
         caller: &Caller,
         current: SecretString,
+        code: Option<&str>,
         new: &str,
         client: &Client,
     ) -> Result<(), AppError> {
-        self.reauthenticate(caller, current, client).await?;
+        self.reauthenticate(caller, current, code, client).await?;
         let user_id = person(caller)?.to_owned();
         let user = self
             .store

@@ -366,3 +366,4 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
 }
 
 mod access;
+mod second_factors;

@@ -199,10 +199,7 @@ impl FromRequestParts<AppState> for Auth {
         if presented.is_none()
             && let Some(session) = cookie(parts, SESSION_COOKIE)
         {
-            let csrf = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok());
+            let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             let changes_state = !parts.method.is_safe();
             let caller = state.app.authenticate_session(
                 session,

@@ -18,10 +18,10 @@ use super::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
     Unprocessable, UnsupportedMediaType,
 };
+use crate::app::people::UserRecord;
 use crate::app::people::{Member, NewUser};
 use crate::clock;
 use crate::identity::roles::Role;
-use crate::store::people::UserRecord;
 
 /// A person as others see them.
 #[derive(Serialize, ToSchema)]
@@ -281,7 +281,9 @@ pub async fn disable_user(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json((&state.app.set_user_disabled(&auth.0, &id, true).await?).into()))
+    Ok(Json(
+        (&state.app.set_user_disabled(&auth.0, &id, true).await?).into(),
+    ))
 }
 
 /// Enable a disabled person again.
@@ -296,7 +298,9 @@ pub async fn enable_user(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json((&state.app.set_user_disabled(&auth.0, &id, false).await?).into()))
+    Ok(Json(
+        (&state.app.set_user_disabled(&auth.0, &id, false).await?).into(),
+    ))
 }
 
 /// A member of an account.

@@ -31,10 +31,13 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Most ids remembered (keys and misses) before the table starts afresh.
 const MAX_ENTRIES: usize = 100_000;
 
-/// Cached key records (`None`: no such key), valid while the epoch file is unchanged.
+/// Key records by id (`None`: no such key).
+type Entries = HashMap<String, Option<Arc<StoredApiKey>>>;
+
+/// Cached key records, valid while the epoch file is unchanged.
 pub struct KeyCache {
     epoch_file: PathBuf,
-    entries: RwLock<(Stamp, HashMap<String, Option<Arc<StoredApiKey>>>)>,
+    entries: RwLock<(Stamp, Entries)>,
 }
 
 /// The stamp, and whether the file is old enough to cache against.
@@ -158,7 +161,7 @@ mod tests {
                 .is_none()
         );
         store
-            .write_blocking(|tx| tx.revoke_api_key("acc_1", "rk_1", 5))
+            .write_blocking(|tx| tx.revoke_api_key_tree("rk_1", 5))
             .unwrap();
         // Without an announcement the cached record is served.
         assert!(

@@ -153,7 +153,9 @@ impl People for Db<'_> {
     fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"))?
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE email = ?1"
+            ))?
             .query_row([email], user_from_row)
             .optional()?)
     }

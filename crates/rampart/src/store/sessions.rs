@@ -82,12 +82,24 @@ pub trait Sessions {
     /// Replaces the user's recovery codes.
     fn replace_recovery_codes(&self, user_id: &str, hashes: &[Vec<u8>]) -> Result<(), StoreError>;
     /// Uses a recovery code; false when it does not exist or was used.
-    fn use_recovery_code(&self, user_id: &str, hash: &[u8], now: Millis)
-    -> Result<bool, StoreError>;
+    fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &[u8],
+        now: Millis,
+    ) -> Result<bool, StoreError>;
     fn count_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError>;
+    /// The keyed hashes of the user's unused recovery codes.
+    fn list_recovery_codes(&self, user_id: &str) -> Result<Vec<Vec<u8>>, StoreError>;
 
     fn insert_challenge(&self, challenge: &ChallengeRecord) -> Result<(), StoreError>;
     fn get_challenge(&self, id: &str) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// The user's newest unused challenge with this purpose.
+    fn latest_challenge(
+        &self,
+        user_id: &str,
+        purpose: &str,
+    ) -> Result<Option<ChallengeRecord>, StoreError>;
     /// Marks it used; false when it was already used.
     fn use_challenge(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
     /// Counts a wrong answer; returns the new count.
@@ -329,6 +341,14 @@ impl Sessions for Db<'_> {
         )?)
     }
 
+    fn list_recovery_codes(&self, user_id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT hash FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+        )?;
+        let rows = stmt.query_map([user_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn insert_challenge(&self, c: &ChallengeRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(&format!(
@@ -361,12 +381,26 @@ impl Sessions for Db<'_> {
             .optional()?)
     }
 
+    fn latest_challenge(
+        &self,
+        user_id: &str,
+        purpose: &str,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {CHALLENGE_COLUMNS} FROM challenges \
+                 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL \
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            ))?
+            .query_row([user_id, purpose], challenge_from_row)
+            .optional()?)
+    }
+
     fn use_challenge(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "UPDATE challenges SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            )?
+            .prepare_cached("UPDATE challenges SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL")?
             .execute(params![id, now])?
             == 1)
     }
@@ -395,9 +429,7 @@ impl Sessions for Db<'_> {
     fn purge_challenges(&self, before: Millis) -> Result<usize, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached(
-                "DELETE FROM challenges WHERE expires_at < ?1 OR used_at < ?1",
-            )?
+            .prepare_cached("DELETE FROM challenges WHERE expires_at < ?1 OR used_at < ?1")?
             .execute([before])?)
     }
 }

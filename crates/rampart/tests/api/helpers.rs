@@ -412,7 +412,15 @@ impl TestApp {
     /// A new operator's key over the instance with every server-wide scope (metrics,
     /// connectors, bans, accounts).
     pub fn operator_key(&self) -> String {
-        self.cli(&["apikey", "create", "--operator", "--name", "ops", "--scopes", "*"])
+        self.cli(&[
+            "apikey",
+            "create",
+            "--operator",
+            "--name",
+            "ops",
+            "--scopes",
+            "*",
+        ])
     }
 
     /// SIGKILL: no chance to flush or finish anything.

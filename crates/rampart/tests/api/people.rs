@@ -56,7 +56,9 @@ async fn a_signed_in_owner_sends_and_a_state_change_without_the_csrf_token_is_re
 async fn unknown_emails_and_wrong_passwords_get_the_same_answer() {
     let app = spawn_app();
     app.create_person("ada@example.com", "owner", None);
-    let wrong = app.login("ada@example.com", "not the right passphrase").await;
+    let wrong = app
+        .login("ada@example.com", "not the right passphrase")
+        .await;
     let unknown = app.login("nobody@example.com", PASSWORD).await;
     wrong.assert_problem(401, "invalid_credentials");
     unknown.assert_problem(401, "invalid_credentials");
@@ -70,7 +72,9 @@ async fn repeated_failures_slow_the_next_attempts_down() {
     app.create_person("ada@example.com", "owner", None);
     let mut throttled = None;
     for _ in 0..6 {
-        let reply = app.login("ada@example.com", "not the right passphrase").await;
+        let reply = app
+            .login("ada@example.com", "not the right passphrase")
+            .await;
         if reply.status == 429 {
             throttled = Some(reply);
             break;
@@ -266,9 +270,15 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let id = app.create_person("owner@example.com", "owner", None);
     let owner = app.sign_in("owner@example.com", PASSWORD).await;
     let path = format!("/v1/accounts/{account}/members/{id}");
-    app.as_person(&owner, Method::PATCH, &path, Some(&json!({"role": "admin"})), true)
-        .await
-        .assert_problem(409, "last_owner");
+    app.as_person(
+        &owner,
+        Method::PATCH,
+        &path,
+        Some(&json!({"role": "admin"})),
+        true,
+    )
+    .await
+    .assert_problem(409, "last_owner");
     app.as_person(&owner, Method::DELETE, &path, None, true)
         .await
         .assert_problem(409, "last_owner");
@@ -333,5 +343,8 @@ async fn the_role_matrix_is_served() {
     let data = roles.json()["data"].as_array().unwrap().clone();
     assert_eq!(data.len(), 8);
     let viewer = data.iter().find(|r| r["role"] == "viewer").unwrap();
-    assert_eq!(viewer["permissions"], json!(["messages:status", "members:read"]));
+    assert_eq!(
+        viewer["permissions"],
+        json!(["messages:status", "members:read"])
+    );
 }

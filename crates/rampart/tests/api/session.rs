@@ -104,7 +104,8 @@ impl TestApp {
 
     /// GET with a session.
     pub async fn get_as(&self, session: &Session, path: &str) -> Reply {
-        self.as_person(session, Method::GET, path, None, false).await
+        self.as_person(session, Method::GET, path, None, false)
+            .await
     }
 
     /// POST JSON with a session and its CSRF token.

@@ -499,8 +499,11 @@ impl App {
             self.store
                 .write_detached(move |tx| tx.touch_session(&id, now));
         }
-        let has_factor =
-            factors.iter().any(|f| f.confirmed_at.is_some()) || user.phone_sealed.is_some();
+        // The phone counts only where every account allows codes by SMS (NIST SP 800-63B
+        // 5.1.3.3: SMS is a restricted authenticator an account may refuse).
+        let sms_allowed = policies.iter().all(|(_, p)| p.allow_sms_factor);
+        let has_factor = factors.iter().any(|f| f.confirmed_at.is_some())
+            || (user.phone_sealed.is_some() && sms_allowed);
         let (account_id, role) = match account {
             Some(id) => match memberships.iter().find(|m| m.account_id == id) {
                 Some(m) => (id.to_owned(), Role::parse(&m.role)),

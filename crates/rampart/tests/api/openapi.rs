@@ -95,15 +95,28 @@ async fn the_openapi_document_is_3_1_and_documents_every_served_route() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
-    // Every operation that needs a key says so, and the scheme it names exists.
+    // Every operation that needs a key or a session says so, and the schemes it names exist.
+    // Signing in (and its second step with the pending sign-in cookie), setting up, resetting
+    // a password and accepting an invitation are open to anyone, as is the role matrix.
     let scheme = &doc["components"]["securitySchemes"]["api_key"];
     assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    assert!(doc["components"]["securitySchemes"]["session"].is_object());
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let public = ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path.as_str());
-            let secured = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r.get("api_key").is_some()));
+            let public = ["/healthz", "/readyz", "/v1/openapi.json", "/v1/roles"]
+                .contains(&path.as_str())
+                || path.starts_with("/v1/auth/login")
+                || [
+                    "/v1/auth/setup",
+                    "/v1/auth/password-reset",
+                    "/v1/auth/password-reset/complete",
+                    "/v1/auth/invitations/accept",
+                ]
+                .contains(&path.as_str());
+            let secured = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .any(|r| r.get("api_key").is_some() || r.get("session").is_some())
+            });
             assert_eq!(
                 secured, !public,
                 "{method} {path}: security is {}",

@@ -549,3 +549,49 @@ async fn a_reset_code_goes_by_sms_only_to_a_verified_phone() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_phone_counts_as_a_factor_only_where_sms_is_allowed() {
+    let bench = Bench::new().await;
+    make_person(&bench, EMAIL).await;
+    let caller = session(&bench, EMAIL).await;
+    verified_phone(&bench, &caller).await;
+    let rules = |allow_sms_factor| PeoplePolicyRecord {
+        require_2fa: true,
+        allow_sms_factor,
+        password_max_age_days: None,
+        password_history: 0,
+    };
+
+    bench
+        .app
+        .set_people_policy(&bench.operator(), &bench.account, rules(true))
+        .await
+        .unwrap();
+    let SignIn::SecondFactor { pending, .. } = sign_in(&bench, EMAIL, PASSWORD).await.unwrap()
+    else {
+        panic!("the phone is a second factor");
+    };
+    bench.app.send_sign_in_code(pending.reveal()).await.unwrap();
+    let new = bench
+        .app
+        .sign_in_with_sms(pending.reveal(), &last_code(&bench), &Client::default())
+        .await
+        .unwrap();
+    let allowed = bench
+        .app
+        .authenticate_session(new.token.reveal(), None, false, None, None)
+        .unwrap();
+    assert!(!allowed.scopes.names().is_empty(), "SMS allowed: not held");
+
+    bench
+        .app
+        .set_people_policy(&bench.operator(), &bench.account, rules(false))
+        .await
+        .unwrap();
+    let held = session(&bench, EMAIL).await;
+    assert!(
+        held.scopes.names().is_empty(),
+        "SMS forbidden: the phone does not count, so the person must enrol another factor"
+    );
+}

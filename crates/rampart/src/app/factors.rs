@@ -37,7 +37,6 @@ const SMS_CODE_DIGITS: u8 = 6;
 const TOTP_FACTOR_NAME: &str = "Authenticator app";
 
 /// A TOTP enrolment waiting for its first code: what the person's app needs (shown once).
-#[derive(Debug)]
 pub struct TotpEnrolment {
     pub factor_id: String,
     pub secret_base32: zeroize::Zeroizing<String>,
@@ -45,12 +44,31 @@ pub struct TotpEnrolment {
     pub qr_png_base64: String,
 }
 
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment")
+            .field("factor_id", &self.factor_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A factor just confirmed, with the recovery codes issued when it was the person's first
 /// (shown once).
-#[derive(Debug)]
 pub struct ConfirmedFactor {
     pub factor: Option<FactorRecord>,
     pub recovery_codes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ConfirmedFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfirmedFactor")
+            .field("factor", &self.factor.as_ref().map(|f| &f.id))
+            .field(
+                "recovery_codes",
+                &self.recovery_codes.as_ref().map(|c| c.len()),
+            )
+            .finish()
+    }
 }
 
 /// A person's second factors as they see them (never a secret).
@@ -305,7 +323,7 @@ impl App {
         let user = self.own_user(caller)?;
         self.require_recent_authentication(caller)?;
         let phone = PhoneNumber::parse(phone)
-            .map_err(|e| AppError::invalid("invalid_phone", e.to_string(), "phone"))?;
+            .map_err(|e| AppError::invalid("invalid_phone_number", e.to_string(), "phone"))?;
         self.refuse_quick_resend(&user.id, PHONE_VERIFY)?;
         let now = self.clock.now_ms();
         let id = crate::store::new_id("otp");

@@ -11,11 +11,13 @@ pub mod api_keys;
 pub mod audit;
 pub mod bans;
 pub mod error;
+pub mod factors;
 pub mod inbound;
 pub mod messages;
 pub mod notices;
 pub mod passkeys;
 pub mod people;
+pub mod people_policy;
 pub mod routing;
 pub mod sessions;
 

@@ -367,4 +367,5 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
 
 mod access;
 mod passkeys;
+mod second_factors;
 mod sessions;

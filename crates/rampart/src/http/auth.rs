@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -270,16 +270,22 @@ pub async fn current_session(
     }))
 }
 
-/// A password, to prove again who one is.
+/// A password, to prove again who one is, and a second factor's code for a person with an
+/// authenticator app.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reauthenticate {
     #[schema(value_type = String, format = Password, max_length = 1024)]
     pub password: SecretString,
+    /// Required when you have an authenticator app: a current code from it, or one of your
+    /// recovery codes (used up).
+    #[schema(value_type = Option<String>, example = "492039")]
+    pub code: Option<SecretString>,
 }
 
 /// Prove again who you are before a sensitive change (making keys, changing roles,
-/// removing factors); valid for ten minutes.
+/// removing factors); valid for ten minutes. A person with an authenticator app also gives a
+/// code from it (or a recovery code); without one the answer is 401.
 #[utoipa::path(post, path = "/v1/auth/reauthenticate", tag = "auth", request_body = Reauthenticate,
     responses((status = 204, description = "Confirmed"),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
@@ -292,9 +298,15 @@ pub async fn reauthenticate(
     ClientInfo(client): ClientInfo,
     request: ApiJson<Reauthenticate>,
 ) -> Result<StatusCode, ApiError> {
+    let Reauthenticate { password, code } = request.value;
     state
         .app
-        .reauthenticate(&auth.0, request.value.password, &client)
+        .reauthenticate(
+            &auth.0,
+            password,
+            code.as_ref().map(|c| c.expose_secret()),
+            &client,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -309,6 +321,10 @@ pub struct ChangePassword {
     /// to be breached.
     #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub new_password: String,
+    /// Required when you have an authenticator app: a current code from it, or a recovery
+    /// code.
+    #[schema(value_type = Option<String>, example = "492039")]
+    pub code: Option<SecretString>,
 }
 
 /// Change your password; every other session ends.
@@ -327,10 +343,17 @@ pub async fn change_password(
     let ChangePassword {
         current_password,
         new_password,
+        code,
     } = request.value;
     state
         .app
-        .change_password(&auth.0, current_password, &new_password, &client)
+        .change_password(
+            &auth.0,
+            current_password,
+            code.as_ref().map(|c| c.expose_secret()),
+            &new_password,
+            &client,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

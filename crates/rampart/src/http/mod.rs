@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod deadline;
 pub mod error;
 pub mod extract;
+pub mod factors;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
@@ -151,6 +152,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(passkeys::remove_passkey))
         .routes(routes!(passkeys::start_sign_in))
         .routes(routes!(passkeys::finish_sign_in))
+        .routes(routes!(factors::start_totp))
+        .routes(routes!(factors::confirm_totp))
+        .routes(routes!(factors::list_factors))
+        .routes(routes!(factors::remove_factor))
+        .routes(routes!(factors::regenerate_recovery_codes))
+        .routes(routes!(factors::start_phone, factors::remove_phone))
+        .routes(routes!(factors::verify_phone))
+        .routes(routes!(factors::login_totp))
+        .routes(routes!(factors::login_sms_send))
+        .routes(routes!(factors::login_sms))
+        .routes(routes!(factors::login_recovery))
+        .routes(routes!(factors::get_security, factors::set_security))
         .routes(routes!(people::setup))
         .routes(routes!(people::request_reset))
         .routes(routes!(people::complete_reset))

@@ -65,7 +65,10 @@ pub struct Unauthorized(pub Problem);
 
 /// The API key lacks the scope this operation needs (`insufficient_scope`), asks to grant or
 /// revoke a scope it does not hold itself (`scope_escalation`), or asks for a key that would
-/// outlive it (`expiry_escalation`).
+/// outlive it (`expiry_escalation`). For a session: the CSRF token is missing
+/// (`csrf_token_invalid`), a sensitive change needs a fresh re-authentication
+/// (`reauthentication_required`), or an account forbids the factor chosen
+/// (`factor_not_allowed`: codes by SMS).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Forbidden(pub Problem);
@@ -76,8 +79,10 @@ pub struct Forbidden(pub Problem);
 pub struct NotFound(pub Problem);
 
 /// The request conflicts with the resource's state: an `Idempotency-Key` reused with a
-/// different body (`idempotency_key_reused`), or a message past the point of cancelling
-/// (`not_cancelable`).
+/// different body (`idempotency_key_reused`), a message past the point of cancelling
+/// (`not_cancelable`), the last second factor of a person whose account requires one
+/// (`factor_required`), a factor confirmed already (`already_confirmed`), or a code by SMS
+/// with no verified phone (`phone_not_verified`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Conflict(pub Problem);
@@ -95,8 +100,9 @@ pub struct UnsupportedMediaType(pub Problem);
 /// The body is JSON but a value is wrong; `field` names it. Besides the schema's rules, values
 /// meet rules a schema cannot state: a phone number must exist for its country
 /// (`invalid_phone_number`, `invalid_sender`), a body must fit the segment limit
-/// (`invalid_body`), `send_at` may be at most 35 days ahead (`invalid_send_at`) and `expires_at`
-/// must be in the future (`invalid_expires_at`).
+/// (`invalid_body`), `send_at` may be at most 35 days ahead (`invalid_send_at`), `expires_at`
+/// must be in the future (`invalid_expires_at`), and a one-time code must be right, current
+/// and unused (`invalid_code`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Unprocessable(pub Problem);

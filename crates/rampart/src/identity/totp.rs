@@ -52,6 +52,11 @@ impl TotpSecret {
         Some(Self(out))
     }
 
+    /// The secret in base32 (RFC 4648), for typing into an authenticator app by hand.
+    pub fn to_base32(&self) -> Zeroizing<String> {
+        Zeroizing::new(totp_rs::Secret::from(self.0.to_vec()).to_base32())
+    }
+
     fn totp(&self, account_name: &str) -> Result<Totp, TotpError> {
         Builder::new()
             .with_algorithm(Algorithm::SHA1)
@@ -283,6 +288,14 @@ mod tests {
     fn qr_code_is_a_base64_png() {
         let png = qr_png_base64(&rfc_secret(), "ada@example.com").unwrap();
         assert!(png.starts_with("iVBORw0KGgo"), "{}", &png[..20]);
+    }
+
+    #[test]
+    fn base32_form_is_the_one_in_the_provisioning_uri() {
+        assert_eq!(
+            rfc_secret().to_base32().as_str(),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
     }
 
     #[test]

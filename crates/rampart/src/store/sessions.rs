@@ -89,9 +89,17 @@ pub trait Sessions {
         now: Millis,
     ) -> Result<bool, StoreError>;
     fn count_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError>;
+    /// The keyed hashes of the user's unused recovery codes.
+    fn list_recovery_codes(&self, user_id: &str) -> Result<Vec<Vec<u8>>, StoreError>;
 
     fn insert_challenge(&self, challenge: &ChallengeRecord) -> Result<(), StoreError>;
     fn get_challenge(&self, id: &str) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// The user's newest unused challenge with this purpose.
+    fn latest_challenge(
+        &self,
+        user_id: &str,
+        purpose: &str,
+    ) -> Result<Option<ChallengeRecord>, StoreError>;
     /// Marks it used; false when it was already used.
     fn use_challenge(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
     /// Deletes a challenge (a ceremony taken for its one answer); false when there was none.
@@ -335,6 +343,14 @@ impl Sessions for Db<'_> {
         )?)
     }
 
+    fn list_recovery_codes(&self, user_id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT hash FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+        )?;
+        let rows = stmt.query_map([user_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn insert_challenge(&self, c: &ChallengeRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(&format!(
@@ -364,6 +380,22 @@ impl Sessions for Db<'_> {
                 "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = ?1"
             ))?
             .query_row([id], challenge_from_row)
+            .optional()?)
+    }
+
+    fn latest_challenge(
+        &self,
+        user_id: &str,
+        purpose: &str,
+    ) -> Result<Option<ChallengeRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {CHALLENGE_COLUMNS} FROM challenges \
+                 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL \
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            ))?
+            .query_row([user_id, purpose], challenge_from_row)
             .optional()?)
     }
 

@@ -9,6 +9,7 @@ mod auth;
 mod durability;
 mod encoding;
 mod errors;
+mod factors;
 mod floods;
 mod helpers;
 mod isolation;

@@ -104,6 +104,28 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ("POST", "/v1/users/me/passkeys/register/finish", Person),
     ("GET", "/v1/users/me/passkeys", Person),
     ("DELETE", "/v1/users/me/passkeys/{id}", Person),
+    ("POST", "/v1/users/me/totp", Person),
+    ("POST", "/v1/users/me/totp/{id}/confirm", Person),
+    ("GET", "/v1/users/me/factors", Person),
+    ("DELETE", "/v1/users/me/factors/{id}", Person),
+    ("POST", "/v1/users/me/recovery-codes", Person),
+    ("POST", "/v1/users/me/phone", Person),
+    ("DELETE", "/v1/users/me/phone", Person),
+    ("POST", "/v1/users/me/phone/verify", Person),
+    ("POST", "/v1/auth/login/totp", SignInStep),
+    ("POST", "/v1/auth/login/sms/send", SignInStep),
+    ("POST", "/v1/auth/login/sms", SignInStep),
+    ("POST", "/v1/auth/login/recovery", SignInStep),
+    (
+        "GET",
+        "/v1/accounts/{id}/security",
+        AnyOf(&["members:read", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/security",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
     ("GET", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users/{id}/disable", AnyOf(ACCOUNTS)),
@@ -334,6 +356,22 @@ async fn harmless_request(
             path.to_owned(),
             Some(json!({"ceremony_id": "ch_000000000000", "credential": {}})),
         ),
+        ("POST", "/v1/users/me/totp/{id}/confirm") => (
+            "/v1/users/me/totp/fac_000000000000/confirm".to_owned(),
+            Some(json!({"code": "000000"})),
+        ),
+        ("DELETE", "/v1/users/me/factors/{id}") => {
+            ("/v1/users/me/factors/fac_000000000000".to_owned(), None)
+        }
+        ("POST", "/v1/users/me/phone") => (path.to_owned(), Some(json!({"phone": NORMAL_NUMBER}))),
+        ("POST", "/v1/users/me/phone/verify" | "/v1/auth/login/totp" | "/v1/auth/login/sms")
+        | ("POST", "/v1/auth/login/recovery") => (path.to_owned(), Some(json!({"code": "000000"}))),
+        ("GET", "/v1/accounts/{id}/security") => (format!("/v1/accounts/{account}/security"), None),
+        ("PUT", "/v1/accounts/{id}/security") => (
+            format!("/v1/accounts/{account}/security"),
+            Some(json!({"require_2fa": false, "allow_sms_factor": true,
+                "password_max_age_days": null, "password_history": 0})),
+        ),
         ("DELETE", "/v1/users/me/passkeys/{id}") => {
             ("/v1/users/me/passkeys/fac_000000000000".to_owned(), None)
         }
@@ -497,6 +535,17 @@ async fn every_key_and_every_role_opens_exactly_the_routes_the_table_gives_it() 
     );
 }
 
+/// A well-formed body for a change to another account's member or rules.
+fn request_body(method: &str) -> Option<Value> {
+    match method {
+        "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
+        "PATCH" => Some(json!({"role": "viewer"})),
+        "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
+            "password_max_age_days": null, "password_history": 0})),
+        _ => None,
+    }
+}
+
 #[tokio::test]
 async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
     let app = spawn_app();
@@ -542,16 +591,12 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
                 path.replace("{id}", "inb_00000000000000000000000000"),
                 &a_key,
             )
-        } else if path.starts_with("/v1/accounts/{id}/members") {
+        } else if path.starts_with("/v1/accounts/{id}/") {
             let url = path
                 .replace("{id}", &account_b)
                 .replace("{user_id}", &b_person);
             // Both a key and a person of account A.
-            let body = match method.as_str() {
-                "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
-                "PATCH" => Some(json!({"role": "viewer"})),
-                _ => None,
-            };
+            let body = request_body(method);
             let by_key = call(&app, method, &url, &a_key, body.clone()).await;
             assert_eq!(
                 by_key.status,
@@ -562,7 +607,10 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
             (url, &a_person)
         } else if path.starts_with("/v1/users/me/sessions/") {
             (path.replace("{id}", &b_session_id), &a_person)
-        } else if path.starts_with("/v1/users/me/passkeys/") {
+        } else if path.starts_with("/v1/users/me/passkeys/")
+            || path.starts_with("/v1/users/me/factors/")
+            || path.starts_with("/v1/users/me/totp/")
+        {
             (path.replace("{id}", "fac_000000000000"), &a_person)
         } else if path.starts_with("/v1/users/{id}/") {
             // People are the instance's, not an account's: only operators reach them (the
@@ -573,10 +621,10 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
         } else {
             panic!("no other account's id for {method} {path}: add one here");
         };
-        let body = match method.as_str() {
-            "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
-            "PATCH" => Some(json!({"role": "viewer"})),
-            _ => None,
+        let body = if path.contains("/confirm") {
+            Some(json!({"code": "000000"}))
+        } else {
+            request_body(method)
         };
         let reply = call(&app, method, &url, who, body).await;
         assert_eq!(

@@ -95,7 +95,12 @@ async fn sensitive_changes_need_a_sign_in_within_ten_minutes() {
     }
     bench
         .app
-        .reauthenticate(&stale, SecretString::from(PASSWORD), &Client::default())
+        .reauthenticate(
+            &stale,
+            SecretString::from(PASSWORD),
+            None,
+            &Client::default(),
+        )
         .await
         .unwrap();
     let confirmed = caller(&bench, &session).unwrap();

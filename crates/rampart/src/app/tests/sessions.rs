@@ -235,3 +235,72 @@ async fn stronger_hashing_settings_rehash_a_password_at_the_next_sign_in() {
     }
     assert!(stored.contains("t=3"), "{stored}");
 }
+
+#[tokio::test]
+async fn with_rotation_on_an_old_password_confines_a_person_and_a_recent_one_is_not_reused() {
+    use crate::store::people::PeoplePolicyRecord;
+    let bench = Bench::new().await;
+    person(&bench, "ada@example.com").await;
+    bench
+        .app
+        .set_people_policy(
+            &bench.operator(),
+            &bench.account,
+            PeoplePolicyRecord {
+                require_2fa: false,
+                allow_sms_factor: true,
+                password_max_age_days: Some(90),
+                password_history: 2,
+            },
+        )
+        .await
+        .unwrap();
+    let session = sign_in(&bench, "ada@example.com", PASSWORD).await.unwrap();
+    assert!(!caller(&bench, &session).unwrap().scopes.is_empty());
+
+    // 91 days on, the person may only look after themselves until they change it.
+    bench.clock.advance(91 * 86_400_000);
+    let session = sign_in(&bench, "ada@example.com", PASSWORD).await.unwrap();
+    let confined = caller(&bench, &session).unwrap();
+    assert!(confined.scopes.is_empty(), "{:?}", confined.scopes);
+    let second = "the second passphrase of the year";
+    bench
+        .app
+        .change_password(
+            &confined,
+            SecretString::from(PASSWORD),
+            None,
+            second,
+            &Client::default(),
+        )
+        .await
+        .unwrap();
+    assert!(!caller(&bench, &session).unwrap().scopes.is_empty());
+
+    // The last two passwords come back refused; an older one is fine again.
+    for reused in [PASSWORD, second] {
+        let outcome = bench
+            .app
+            .change_password(
+                &caller(&bench, &session).unwrap(),
+                SecretString::from(second),
+                None,
+                reused,
+                &Client::default(),
+            )
+            .await;
+        match outcome {
+            Err(AppError::Invalid { code, .. }) => assert_eq!(code, "password_reused"),
+            other => panic!("{reused}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_rotation_a_password_never_expires() {
+    let bench = Bench::new().await;
+    person(&bench, "ada@example.com").await;
+    bench.clock.advance(3 * 365 * 86_400_000);
+    let session = sign_in(&bench, "ada@example.com", PASSWORD).await.unwrap();
+    assert!(!caller(&bench, &session).unwrap().scopes.is_empty());
+}

@@ -5,7 +5,7 @@
 //! constant time; every code is accepted once (OWASP ASVS 4.0 V2.7.x, V2.8.4, V2.6.1). NIST
 //! SP 800-63B 5.1.3.3 calls SMS a restricted authenticator, so an account may forbid it.
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::audit::{Action, AuditEvent, Caller};
 use super::sessions::{Client, NewSession, person};
@@ -334,17 +334,7 @@ impl App {
                 self.sealer
                     .seal(Field::ChallengeState, "", &id, phone.as_str().as_bytes())?,
             );
-        let expires_at = challenge.expires_at;
-        let user_id = user.id.clone();
-        self.store
-            .write(move |tx| {
-                tx.end_challenges(&user_id, PHONE_VERIFY, now)?;
-                tx.insert_challenge(&challenge)?;
-                Ok::<_, AppError>(())
-            })
-            .await?;
-        self.send_code(&phone, &code).await?;
-        Ok(CodeSent { expires_at })
+        self.replace_code(challenge, &phone, &code, now).await
     }
 
     /// Confirms the phone with the code sent to it: from now on it gets codes (and reset
@@ -471,16 +461,28 @@ impl App {
         // Bound to this pending sign-in: a code does not serve another one.
         let binding = format!("{id}/{}", challenge.id);
         let record = self.code_challenge(&id, SMS_SIGN_IN, &user.id, &binding, &code, now);
-        let expires_at = record.expires_at;
-        let user_id = user.id.clone();
+        self.replace_code(record, &phone, &code, now).await
+    }
+
+    /// Stores a code's challenge in place of the person's earlier ones of its purpose, then
+    /// sends the code.
+    async fn replace_code(
+        &self,
+        challenge: ChallengeRecord,
+        phone: &PhoneNumber,
+        code: &SecretString,
+        now: Millis,
+    ) -> Result<CodeSent, AppError> {
+        let expires_at = challenge.expires_at;
         self.store
             .write(move |tx| {
-                tx.end_challenges(&user_id, SMS_SIGN_IN, now)?;
-                tx.insert_challenge(&record)?;
+                let user_id = challenge.user_id.clone().unwrap_or_default();
+                tx.end_challenges(&user_id, &challenge.purpose, now)?;
+                tx.insert_challenge(&challenge)?;
                 Ok::<_, AppError>(())
             })
             .await?;
-        self.send_code(&phone, &code).await?;
+        self.send_code(phone, code).await?;
         Ok(CodeSent { expires_at })
     }
 
@@ -646,7 +648,7 @@ impl App {
         purpose: &str,
         user_id: &str,
         binding: &str,
-        code: &secrecy::SecretString,
+        code: &SecretString,
         now: Millis,
     ) -> ChallengeRecord {
         ChallengeRecord {
@@ -664,11 +666,7 @@ impl App {
         }
     }
 
-    async fn send_code(
-        &self,
-        phone: &PhoneNumber,
-        code: &secrecy::SecretString,
-    ) -> Result<(), AppError> {
+    async fn send_code(&self, phone: &PhoneNumber, code: &SecretString) -> Result<(), AppError> {
         let body = format!(
             "Your Rampart code is {}. It expires in 5 minutes.",
             code.expose_secret()
@@ -734,7 +732,7 @@ impl App {
     }
 }
 
-fn new_sms_code() -> Result<secrecy::SecretString, AppError> {
+fn new_sms_code() -> Result<SecretString, AppError> {
     OneTimeCode::generate(SMS_CODE_DIGITS).map_err(|e| AppError::Setup(e.to_string()))
 }
 

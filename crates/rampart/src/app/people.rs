@@ -116,20 +116,8 @@ impl App {
             (RoleKind::Operator, _) => None,
         };
         let now = self.clock.now_ms();
-        let user = UserRecord {
-            id: crate::store::new_id("usr"),
-            email,
-            name,
-            operator_role: (request.role.kind() == RoleKind::Operator)
-                .then(|| request.role.as_str().to_owned()),
-            password_hash: None,
-            password_changed_at: None,
-            failed_logins: 0,
-            locked_at: None,
-            disabled_at: None,
-            phone_sealed: None,
-            created_at: now,
-        };
+        let operator_role = (request.role.kind() == RoleKind::Operator).then_some(request.role);
+        let user = new_user(email, name, operator_role, now);
         let phc = match &request.password {
             Some(raw) => Some(self.hash_new_password(&user, raw).await?),
             None => None,
@@ -263,19 +251,8 @@ impl App {
         let now = self.clock.now_ms();
         let expires_at = now + Millis::from(self.config.people.invite_hours) * 3_600_000;
         let token = LinkToken::generate(INVITE_PREFIX);
-        let fresh = UserRecord {
-            id: crate::store::new_id("usr"),
-            name: email.split('@').next().unwrap_or_default().to_owned(),
-            email: email.clone(),
-            operator_role: None,
-            password_hash: None,
-            password_changed_at: None,
-            failed_logins: 0,
-            locked_at: None,
-            disabled_at: None,
-            phone_sealed: None,
-            created_at: now,
-        };
+        let name = email.split('@').next().unwrap_or_default().to_owned();
+        let fresh = new_user(email.clone(), name, None, now);
         let mut challenge = self.challenge(&token, "invite", &fresh.id, expires_at);
         challenge.account_id = Some(account_id.to_owned());
         challenge.role = Some(role.as_str().to_owned());
@@ -588,20 +565,9 @@ impl App {
             .ok_or(AppError::SignInRefused)?;
         let email = validate_email(email)?;
         let name = super::validate_name(name, MAX_PERSON_NAME)?;
-        let mut user = UserRecord {
-            id: crate::store::new_id("usr"),
-            email,
-            name,
-            operator_role: Some(Role::OperatorAdmin.as_str().to_owned()),
-            password_hash: None,
-            password_changed_at: Some(now),
-            failed_logins: 0,
-            locked_at: None,
-            disabled_at: None,
-            phone_sealed: None,
-            created_at: now,
-        };
+        let mut user = new_user(email, name, Some(Role::OperatorAdmin), now);
         user.password_hash = Some(self.hash_new_password(&user, password).await?);
+        user.password_changed_at = Some(now);
         let audit = self.person_event(
             Some(user.id.clone()),
             Action::UserCreated,
@@ -671,7 +637,7 @@ impl App {
 
     /// The live challenge behind a presented link, and its person; every failure is the same
     /// refusal.
-    fn open_challenge(
+    pub(crate) fn open_challenge(
         &self,
         prefix: &str,
         purpose: &str,
@@ -746,6 +712,23 @@ impl App {
                 format!("you cannot give, change or remove the `{role}` role"),
             ))
         }
+    }
+}
+
+/// A new person with no password yet.
+fn new_user(email: String, name: String, operator_role: Option<Role>, now: Millis) -> UserRecord {
+    UserRecord {
+        id: crate::store::new_id("usr"),
+        email,
+        name,
+        operator_role: operator_role.map(|r| r.as_str().to_owned()),
+        password_hash: None,
+        password_changed_at: None,
+        failed_logins: 0,
+        locked_at: None,
+        disabled_at: None,
+        phone_sealed: None,
+        created_at: now,
     }
 }
 

@@ -269,30 +269,11 @@ impl App {
         &self,
         presented: &str,
     ) -> Result<(ChallengeRecord, UserRecord), AppError> {
-        let token = LinkToken::parse(PENDING_PREFIX, presented).ok_or(AppError::SignInRefused)?;
-        let now = self.clock.now_ms();
-        let hash = self.sealer.hash_api_key(token.reveal());
-        let found = self.store.read(|tx| {
-            let Some(challenge) = tx.get_challenge(token.id())? else {
-                return Ok::<_, AppError>(None);
-            };
-            let user = match &challenge.user_id {
-                Some(id) => tx.get_user(id)?,
-                None => None,
-            };
-            Ok(user.map(|u| (challenge, u)))
-        })?;
-        found
-            .filter(|(c, u)| {
-                bool::from(c.hash.as_slice().ct_eq(&hash))
-                    && c.purpose == "sign_in"
-                    && c.used_at.is_none()
-                    && c.expires_at > now
-                    && c.attempts < MAX_SECOND_FACTOR_ATTEMPTS
-                    && u.disabled_at.is_none()
-                    && u.locked_at.is_none()
-            })
-            .ok_or(AppError::SignInRefused)
+        let (challenge, user) = self.open_challenge(PENDING_PREFIX, "sign_in", presented)?;
+        if challenge.attempts >= MAX_SECOND_FACTOR_ATTEMPTS || user.locked_at.is_some() {
+            return Err(AppError::SignInRefused);
+        }
+        Ok((challenge, user))
     }
 
     /// A wrong second factor: counted on the pending sign-in, which dies after three (the

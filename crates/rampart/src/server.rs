@@ -62,19 +62,19 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let metrics = crate::monitor::metrics_handle();
     let app = Arc::new(tokio::task::block_in_place(|| App::open(config))?);
     app.bootstrap().await?;
-    if let Some((code, path)) = app.prepare_setup().await? {
-        // The code goes to a person at a terminal, never into a log that something captures.
-        if std::io::stdout().is_terminal() {
+    // The code goes to a person at a terminal, never into a log that something captures.
+    match app.prepare_setup(std::io::stdout().is_terminal()).await? {
+        Some((code, None)) => {
             println!(
                 "No operator yet. Make the first one with this one-time setup code (POST /v1/auth/setup):"
             );
             println!("{}", code.reveal());
-        } else {
-            println!(
-                "No operator yet. The one-time setup code for the first one is in {} (POST /v1/auth/setup).",
-                path.display()
-            );
         }
+        Some((_, Some(path))) => println!(
+            "No operator yet. The one-time setup code for the first one is in {} (POST /v1/auth/setup).",
+            path.display()
+        ),
+        None => {}
     }
     let config = app.config().clone();
     let (cert, key) = match (&config.tls_cert_file, &config.tls_key_file) {

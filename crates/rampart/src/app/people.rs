@@ -517,9 +517,13 @@ impl App {
             .await
     }
 
-    /// On first start with no operator: a one-time setup code for the first operator, written
-    /// to an owner-only file in the data directory. Returns the code and the file.
-    pub async fn prepare_setup(&self) -> Result<Option<(LinkToken, PathBuf)>, AppError> {
+    /// On first start with no operator: a one-time setup code for the first operator. Shown at
+    /// a terminal (`to_terminal`), else written to an owner-only file in the data directory,
+    /// whose path is returned with it.
+    pub async fn prepare_setup(
+        &self,
+        to_terminal: bool,
+    ) -> Result<Option<(LinkToken, Option<PathBuf>)>, AppError> {
         let now = self.clock.now_ms();
         if self.store.read(|tx| tx.count_operators())? > 0 {
             return Ok(None);
@@ -537,6 +541,9 @@ impl App {
             .await?;
         let path = self.config.data_dir.join(SETUP_FILE);
         let _ = fs::remove_file(&path);
+        if to_terminal {
+            return Ok(Some((token, None)));
+        }
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -544,7 +551,7 @@ impl App {
             .open(&path)
             .and_then(|mut f| writeln!(f, "{}", token.reveal()))
             .map_err(|e| AppError::Setup(format!("cannot write {}: {e}", path.display())))?;
-        Ok(Some((token, path)))
+        Ok(Some((token, Some(path))))
     }
 
     /// Makes the first operator (`operator-admin`) with the setup code, and signs them in.

@@ -139,13 +139,32 @@ impl Default for Network {
 
 /// Requests per second per API key and per account (0: no limit). Over the limit a request
 /// gets 429 with `Retry-After`. The burst is how many may come at once (0: one second's worth).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The routes open before signing in (sign-in and its second step, setup, password resets,
+/// invitations) are limited per client network, per minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     pub key_per_second: u32,
     pub key_burst: u32,
     pub account_per_second: u32,
     pub account_burst: u32,
+    /// Requests per minute per client network on the routes open before signing in (0: no
+    /// limit), and how many may come at once.
+    pub sign_in_per_minute: u32,
+    pub sign_in_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            key_per_second: 0,
+            key_burst: 0,
+            account_per_second: 0,
+            account_burst: 0,
+            sign_in_per_minute: 60,
+            sign_in_burst: 30,
+        }
+    }
 }
 
 /// People who sign in: sessions, passwords, links.

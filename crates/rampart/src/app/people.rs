@@ -304,6 +304,7 @@ impl App {
         password: Option<&str>,
         client: &Client,
     ) -> Result<NewSession, AppError> {
+        self.limit_client(client)?;
         let (challenge, user) = self.open_challenge(INVITE_PREFIX, "invite", presented)?;
         if user.password_hash.is_none() {
             let password = password.ok_or_else(|| {
@@ -470,6 +471,7 @@ impl App {
     /// Asks for a password reset link over the API: a known person with a verified phone gets
     /// it by SMS; the answer never says whether the email is known.
     pub async fn send_password_reset(&self, email: &str, client: &Client) -> Result<(), AppError> {
+        self.limit_client(client)?;
         if let Some(token) = self.request_password_reset(email, client).await? {
             self.deliver_reset_link(&normalise_email(email), &token)
                 .await?;
@@ -504,7 +506,9 @@ impl App {
         &self,
         presented: &str,
         password: &str,
+        client: &Client,
     ) -> Result<(), AppError> {
+        self.limit_client(client)?;
         let (challenge, user) = self.open_challenge(RESET_PREFIX, "reset", presented)?;
         self.set_password(&user, password, None, None).await?;
         let now = self.clock.now_ms();
@@ -563,6 +567,7 @@ impl App {
         password: &str,
         client: &Client,
     ) -> Result<NewSession, AppError> {
+        self.limit_client(client)?;
         let token = LinkToken::parse(SETUP_PREFIX, presented).ok_or(AppError::SignInRefused)?;
         let now = self.clock.now_ms();
         let challenge = self

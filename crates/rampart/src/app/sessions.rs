@@ -175,9 +175,7 @@ impl App {
         F: FnOnce(&crate::store::Tx<'_>) -> Result<Option<UserRecord>, crate::store::StoreError>,
     {
         let now = self.clock.now_ms();
-        if let Some(ip) = client.ip {
-            self.refuse_if_banned(ip)?;
-        }
+        self.limit_client(client)?;
         let wait = |w: crate::identity::softlock::RetryAfter| AppError::Throttled {
             retry_after_ms: w.0,
         };
@@ -198,6 +196,21 @@ impl App {
             self.sign_in_network_throttle.fail(&client_network(ip), now);
         }
         Ok(self.store.read(find)?)
+    }
+
+    /// Refuses a banned client, and one over the per-network rate of the routes open before
+    /// signing in (`rate_limits.sign_in_per_minute`).
+    pub(crate) fn limit_client(&self, client: &Client) -> Result<(), AppError> {
+        let Some(ip) = client.ip else {
+            return Ok(());
+        };
+        self.refuse_if_banned(ip)?;
+        self.rate_limits
+            .check_client(&client_network(ip).to_string())
+            .map_err(|limited| {
+                metrics::counter!("rampart_rate_limited_total", "scope" => "client").increment(1);
+                AppError::RateLimited(limited)
+            })
     }
 
     /// Counts a failed attempt; locks the user at the hard limit. Returns the answer to give.

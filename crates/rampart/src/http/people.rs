@@ -78,7 +78,8 @@ pub struct SetupRequest {
     responses((status = 200, description = "The first operator exists and is signed in", body = LoginResult),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
         (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable)))]
+        (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests)))]
 pub async fn setup(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
@@ -139,15 +140,17 @@ pub struct CompleteReset {
     responses((status = 204, description = "The password is set; sign in with it"),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable)))]
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests)))]
 pub async fn complete_reset(
     State(state): State<AppState>,
+    ClientInfo(client): ClientInfo,
     request: ApiJson<CompleteReset>,
 ) -> Result<StatusCode, ApiError> {
     let r = request.value;
     state
         .app
-        .complete_password_reset(r.token.expose_secret(), r.password.expose_secret())
+        .complete_password_reset(r.token.expose_secret(), r.password.expose_secret(), &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -167,7 +170,8 @@ pub struct AcceptInvitation {
     responses((status = 200, description = "Joined and signed in", body = LoginResult),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable)))]
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests)))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,

@@ -1,5 +1,7 @@
-//! Rate limits per API key and per account (GCRA, by `governor`): a caller over its quota gets
-//! 429 with the time to wait, before any work is done. Off unless configured.
+//! Rate limits per API key and per account (GCRA, by `governor`), off unless configured; and
+//! per client network on the routes open before anyone is signed in (sign-in, setup, resets,
+//! invitations), on by default. A caller over its quota gets 429 with the time to wait, before
+//! any work is done.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,7 @@ const TIDY_EVERY: u64 = 16_384;
 /// A refusal: which limit, its rate, and when to try again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limited {
-    /// `api_key` or `account`.
+    /// `api_key`, `account` or `client`.
     pub scope: &'static str,
     /// Requests per second allowed.
     pub per_second: u32,
@@ -42,6 +44,16 @@ impl Limit {
         })
     }
 
+    fn per_minute(per_minute: u32, burst: u32) -> Option<Self> {
+        let rate = NonZeroU32::new(per_minute)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Some(Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst)),
+            per_second: rate.get().div_ceil(60),
+            burst: burst.get(),
+        })
+    }
+
     fn check(&self, scope: &'static str, key: &str) -> Result<(), Limited> {
         // Looked up by reference first: an owned key is made only for a caller not yet seen.
         self.limiter
@@ -59,6 +71,8 @@ impl Limit {
 pub struct RateLimits {
     per_key: Option<Limit>,
     per_account: Option<Limit>,
+    /// Unauthenticated people's routes, per client network.
+    per_client: Option<Limit>,
     checks: AtomicU64,
 }
 
@@ -67,6 +81,7 @@ impl RateLimits {
         Self {
             per_key: Limit::new(config.key_per_second, config.key_burst),
             per_account: Limit::new(config.account_per_second, config.account_burst),
+            per_client: Limit::per_minute(config.sign_in_per_minute, config.sign_in_burst),
             checks: AtomicU64::new(0),
         }
     }
@@ -88,6 +103,19 @@ impl RateLimits {
             limit.check("account", account_id)?;
         }
         Ok(())
+    }
+}
+
+impl RateLimits {
+    /// Counts one request of a client network on a route open before signing in.
+    pub fn check_client(&self, network: &str) -> Result<(), Limited> {
+        let Some(limit) = &self.per_client else {
+            return Ok(());
+        };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
+            limit.limiter.retain_recent();
+        }
+        limit.check("client", network)
     }
 }
 
@@ -113,6 +141,7 @@ mod tests {
             key_burst: key.1,
             account_per_second: account.0,
             account_burst: account.1,
+            ..config::RateLimits::default()
         })
     }
 

@@ -36,6 +36,9 @@ const FAST_ENV: &[(&str, &str)] = &[
     // Many tests present junk or revoked keys on purpose, all from 127.0.0.1; bans for failing
     // authentication are tested on their own (access.rs), with a low threshold.
     ("RAMPART_NETWORK__BAN_AFTER_FAILURES", "1000"),
+    // Likewise many tests sign people in from 127.0.0.1; the per-network limit of the routes
+    // open before signing in is tested on its own (people.rs).
+    ("RAMPART_RATE_LIMITS__SIGN_IN_PER_MINUTE", "100000"),
 ];
 
 /// One running server and what a test needs to talk to it.

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 use crate::session::{PASSWORD, set_cookie};
 
 #[tokio::test]
@@ -417,4 +417,39 @@ async fn a_correct_sign_in_answers_within_a_second_while_other_addresses_flood_w
         statuses.iter().filter(|s| **s == 429).count() > 400,
         "attackers are slowed down"
     );
+}
+
+#[tokio::test]
+async fn the_routes_open_before_signing_in_are_limited_per_client_network() {
+    let app = spawn_app_with(&[
+        ("RAMPART_RATE_LIMITS__SIGN_IN_PER_MINUTE", "5"),
+        ("RAMPART_RATE_LIMITS__SIGN_IN_BURST", "5"),
+    ]);
+    let mut limited = None;
+    for i in 0..8 {
+        let reply = app
+            .post_json(
+                "/v1/auth/password-reset",
+                "",
+                &json!({"email": format!("someone{i}@example.com")}),
+            )
+            .await;
+        if reply.status == 429 {
+            limited = Some(reply);
+            break;
+        }
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+    let reply = limited.expect("the sixth request in a minute is refused");
+    reply.assert_problem(429, "rate_limited");
+    assert!(reply.header("retry-after").is_some());
+    // Another address is not held back by this one.
+    let other = app.client_from("127.0.0.2".parse().unwrap());
+    let elsewhere = other
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": "nobody@example.com", "password": "not the right one at all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 401);
 }

@@ -476,7 +476,7 @@ async fn a_hundred_failures_in_a_row_lock_the_user_until_a_password_reset() {
     let new = "a brand new passphrase for the winter";
     bench
         .app
-        .complete_password_reset(token.reveal(), new)
+        .complete_password_reset(token.reveal(), new, &Client::default())
         .await
         .unwrap();
     bench.clock.advance(61_000);
@@ -545,7 +545,11 @@ async fn a_reset_code_goes_by_sms_only_to_a_verified_phone() {
     assert!(token.starts_with("rr_"), "{body}");
     bench
         .app
-        .complete_password_reset(token, "a brand new passphrase for the winter")
+        .complete_password_reset(
+            token,
+            "a brand new passphrase for the winter",
+            &Client::default(),
+        )
         .await
         .unwrap();
 }

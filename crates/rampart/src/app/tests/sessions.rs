@@ -145,7 +145,7 @@ async fn a_hundred_failures_in_a_row_lock_a_person_until_a_reset() {
     let new = "a fresh passphrase after the lock";
     bench
         .app
-        .complete_password_reset(token.reveal(), new)
+        .complete_password_reset(token.reveal(), new, &Client::default())
         .await
         .unwrap();
     bench.clock.advance(61_000);

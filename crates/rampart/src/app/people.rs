@@ -68,16 +68,22 @@ pub struct Invitation {
     pub user_id: String,
 }
 
-/// Checks an email's shape: one `@`, something on both sides, at most 254 characters.
-fn validate_email(raw: &str) -> Result<String, AppError> {
-    let email = normalise_email(raw);
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+/// Checks an email's shape, exactly as the OpenAPI document states it (`EMAIL_PATTERN`):
+/// something, `@`, something with a dot inside; no white space, control character or second
+/// `@`; at most 254 characters. Returns it lowercased.
+pub(crate) fn validate_email(raw: &str) -> Result<String, AppError> {
+    let refused = |c: char| c.is_whitespace() || c.is_control() || c == '\u{feff}';
+    let ok = raw.chars().count() <= 254
+        && !raw.chars().any(refused)
+        && raw.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain
+                    .char_indices()
+                    .any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+        });
     if ok {
-        Ok(email)
+        Ok(normalise_email(raw))
     } else {
         Err(AppError::invalid(
             "invalid_email",
@@ -87,15 +93,16 @@ fn validate_email(raw: &str) -> Result<String, AppError> {
     }
 }
 
-fn parse_role(raw: &str) -> Result<Role, AppError> {
-    Role::parse(raw).ok_or_else(|| {
-        AppError::invalid(
+/// A role a member can hold in an account (not an operator's).
+fn parse_member_role(raw: &str) -> Result<Role, AppError> {
+    match Role::parse(raw) {
+        Some(role) if role.kind() == RoleKind::Member => Ok(role),
+        _ => Err(AppError::invalid(
             "invalid_role",
-            "unknown role; roles: operator-admin, operator-viewer, owner, admin, developer, \
-             billing, analyst, viewer",
+            "a member's role is owner, admin, developer, billing, analyst or viewer",
             "role",
-        )
-    })
+        )),
+    }
 }
 
 impl App {
@@ -244,7 +251,7 @@ impl App {
         role: &str,
     ) -> Result<Invitation, AppError> {
         self.member_scope(caller, account_id, Scope::MembersManage)?;
-        let role = parse_role(role)?;
+        let role = parse_member_role(role)?;
         self.require_may_manage(caller, role)?;
         self.require_recent_authentication(caller)?;
         let email = validate_email(email)?;
@@ -359,14 +366,7 @@ impl App {
         role: &str,
     ) -> Result<MembershipRecord, AppError> {
         self.member_scope(caller, account_id, Scope::MembersManage)?;
-        let role = parse_role(role)?;
-        if role.kind() != RoleKind::Member {
-            return Err(AppError::invalid(
-                "invalid_role",
-                "a member's role is owner, admin, developer, billing, analyst or viewer",
-                "role",
-            ));
-        }
+        let role = parse_member_role(role)?;
         self.require_may_manage(caller, role)?;
         self.require_recent_authentication(caller)?;
         let now = self.clock.now_ms();
@@ -472,6 +472,7 @@ impl App {
     /// it by SMS; the answer never says whether the email is known.
     pub async fn send_password_reset(&self, email: &str, client: &Client) -> Result<(), AppError> {
         self.limit_client(client)?;
+        validate_email(email)?;
         if let Some(token) = self.request_password_reset(email, client).await? {
             self.deliver_reset_link(&normalise_email(email), &token)
                 .await?;

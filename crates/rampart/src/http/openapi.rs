@@ -195,6 +195,9 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 /// E.164 as the API takes it: `+`, then 7 to 15 digits, the first not 0.
 pub const E164_PATTERN: &str = r"^\+[1-9][0-9]{6,14}$";
 
+/// An email address as the server checks it (`app::people::validate_email`).
+pub const EMAIL_PATTERN: &str = r"^[^@\s\u0000-\u001F\u007F-\u009F\uFEFF]+@[^@\s\u0000-\u001F\u007F-\u009F\uFEFF]+\.[^@\s\u0000-\u001F\u007F-\u009F\uFEFF]+$";
+
 /// No control characters (Unicode category Cc).
 pub const NO_CONTROL_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
 
@@ -217,6 +220,37 @@ fn string() -> ObjectBuilder {
 
 fn nullable(schema: ObjectBuilder) -> ObjectBuilder {
     schema.schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// Any role, by name.
+pub fn role_names() -> Object {
+    string()
+        .enum_values(Some(crate::identity::roles::Role::ALL.map(|r| r.as_str())))
+        .examples(["owner"])
+        .build()
+}
+
+/// A role a member holds in an account.
+pub fn member_role_names() -> Object {
+    use crate::identity::roles::{Role, RoleKind};
+    string()
+        .enum_values(Some(
+            Role::ALL
+                .into_iter()
+                .filter(|r| r.kind() == RoleKind::Member)
+                .map(Role::as_str),
+        ))
+        .examples(["developer"])
+        .build()
+}
+
+/// An email address, as the server checks it.
+pub fn email() -> Object {
+    string()
+        .pattern(Some(EMAIL_PATTERN))
+        .max_length(Some(254))
+        .examples(["ada@example.com"])
+        .build()
 }
 
 /// A phone number in E.164.

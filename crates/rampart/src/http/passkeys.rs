@@ -26,7 +26,12 @@ use crate::clock;
 #[serde(deny_unknown_fields)]
 pub struct StartPasskeyRegistration {
     /// 1 to 64 characters, no control characters.
-    #[schema(example = "Work laptop", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "Work laptop",
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 

@@ -65,9 +65,14 @@ pub struct SetupRequest {
     /// The code from the terminal or the `setup-code` file in the data directory.
     #[schema(value_type = String, max_length = 200)]
     pub setup_code: SecretString,
-    #[schema(example = "ops@example.com", max_length = 254)]
+    #[schema(schema_with = super::openapi::email)]
     pub email: String,
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[schema(value_type = String, format = Password, min_length = 12, max_length = 1024)]
     pub password: SecretString,
@@ -103,7 +108,7 @@ pub async fn setup(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(schema_with = super::openapi::email)]
     pub email: String,
 }
 
@@ -213,12 +218,17 @@ pub async fn list_users(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    #[schema(example = "ada@example.com", max_length = 254)]
+    #[schema(schema_with = super::openapi::email)]
     pub email: String,
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 100)]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// `operator-admin`, `operator-viewer`, or a member role with `account_id`.
-    #[schema(example = "owner")]
+    #[schema(schema_with = super::openapi::role_names)]
     pub role: String,
     pub account_id: Option<String>,
 }
@@ -361,10 +371,10 @@ pub async fn list_members(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteMember {
-    #[schema(example = "grace@example.com", max_length = 254)]
+    #[schema(schema_with = super::openapi::email)]
     pub email: String,
     /// owner, admin, developer, billing, analyst or viewer.
-    #[schema(example = "developer")]
+    #[schema(schema_with = super::openapi::member_role_names)]
     pub role: String,
 }
 
@@ -412,7 +422,7 @@ pub async fn invite_member(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
-    #[schema(example = "analyst")]
+    #[schema(schema_with = super::openapi::member_role_names)]
     pub role: String,
 }
 

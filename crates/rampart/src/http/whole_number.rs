@@ -28,6 +28,22 @@ pub fn optional_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
     }
 }
 
+/// An optional whole number that fits a `u32` (see [`optional_u64`]).
+pub fn optional_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    optional_u64(deserializer)?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                D::Error::invalid_value(Unexpected::Unsigned(n), &"at most 4294967295")
+            })
+        })
+        .transpose()
+}
+
+/// A required whole number that fits a `u32` (see [`optional_u64`]).
+pub fn u32_whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    optional_u32(deserializer)?.ok_or_else(|| D::Error::invalid_type(Unexpected::Unit, &"a number"))
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

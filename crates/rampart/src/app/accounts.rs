@@ -1,10 +1,11 @@
 //! Use cases of accounts: create and list them (operator only), and the very first start,
 //! which makes a default account with a key holding every scope.
 
-use super::audit::{Action, Actor, AuditEvent};
+use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
+use crate::identity::Scope;
 use crate::identity::key_cache;
-use crate::network::ip::IpList;
+use crate::network::ip::{AccountNetworks, IpList};
 use crate::store::accounts::AccountRecord;
 
 impl App {
@@ -60,6 +61,67 @@ impl App {
         key_cache::announce_change(&self.config.data_dir)
             .map_err(|e| AppError::Setup(format!("cannot announce an access change: {e}")))?;
         Ok(list)
+    }
+
+    /// The account's own allowlist, set by its admins (`account:manage`, after a recent
+    /// sign-in for a person) within the operator's: every entry must lie inside the
+    /// operator's list when there is one, and the caller's own address must stay allowed, so
+    /// an admin cannot lock themselves out by mistake. Empty: no rule beyond the operator's.
+    pub async fn set_account_member_allowed_ips(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+        entries: &[String],
+    ) -> Result<AccountNetworks, AppError> {
+        self.member_scope(caller, account_id, Scope::AccountManage)?;
+        self.require_recent_authentication(caller)?;
+        let list = IpList::parse(entries.iter().map(String::as_str))
+            .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))?;
+        let current = self.account_networks(caller, account_id)?;
+        if !current.operator.is_empty() && !current.operator.covers(&list) {
+            return Err(AppError::forbidden(
+                "allowlist_escalation",
+                "every entry must lie within the operator's list for this account",
+            ));
+        }
+        if !list.is_empty() && caller.client_ip.is_some_and(|ip| !list.allows(ip)) {
+            return Err(AppError::invalid(
+                "would_lock_out",
+                "the list does not include the address you are calling from",
+                "allowed_ips",
+            ));
+        }
+        let now = self.clock.now_ms();
+        let mut audit = AuditEvent::by(caller, Action::AccountNetworksSet, account_id, now);
+        audit.account_id = Some(account_id.to_owned());
+        let (account, stored) = (account_id.to_owned(), list.to_stored());
+        let found = self
+            .write_audited(
+                audit,
+                move |tx| tx.set_account_member_allowed_ips(&account, &stored),
+                |x| *x,
+            )
+            .await?;
+        if !found {
+            return Err(AppError::NotFound("account"));
+        }
+        self.announce_key_change()?;
+        Ok(AccountNetworks {
+            operator: current.operator,
+            account: list,
+        })
+    }
+
+    /// Both allowlists of an account (`account:manage` in it, or an operator's
+    /// `accounts:manage`).
+    pub fn account_networks(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+    ) -> Result<AccountNetworks, AppError> {
+        self.member_scope(caller, account_id, Scope::AccountManage)?;
+        let (operator, account) = self.store.read(|tx| tx.account_networks(account_id))?;
+        Ok(AccountNetworks::from_stored(&operator, &account))
     }
 
     /// The networks the account's keys may be used from (empty: any).

@@ -19,7 +19,7 @@ use crate::identity::Scopes;
 use crate::identity::codes::LinkToken;
 use crate::identity::password::{Password, PasswordContext, Verification};
 use crate::identity::roles::Role;
-use crate::network::ip::{IpList, client_network};
+use crate::network::ip::{AccountNetworks, client_network};
 use crate::store::people::{MembershipRecord, UserRecord};
 use crate::store::sessions::ChallengeRecord;
 pub use crate::store::sessions::SessionRecord;
@@ -480,7 +480,7 @@ impl App {
                 [only] if user.operator_role.is_none() => Some(only.account_id.as_str()),
                 _ => None,
             }) {
-                Some(account) => Some(tx.account_allowed_ips(account)?),
+                Some(account) => Some(tx.account_networks(account)?),
                 None => None,
             };
             Ok(Some((
@@ -554,12 +554,15 @@ impl App {
             Some(role) if !restricted => role.scopes(),
             _ => Scopes::default(),
         };
+        let networks = allowed
+            .map(|(operator, account)| AccountNetworks::from_stored(&operator, &account))
+            .unwrap_or_default();
         let caller = Caller {
             actor: Actor::User(user.id.clone()),
             account_id,
             scopes,
             client_ip,
-            allowed_ips: allowed.map(|a| IpList::from_stored(&a)).unwrap_or_default(),
+            allowed_ips: networks.narrowest().clone(),
             user_id: Some(user.id),
             role,
             expires_at: Some(session.expires_at),
@@ -569,7 +572,7 @@ impl App {
             }),
         };
         if let Some(ip) = client_ip
-            && !caller.allowed_ips.allows(ip)
+            && !networks.allows(ip)
         {
             return Err(AppError::forbidden(
                 "ip_not_allowed",

@@ -477,3 +477,72 @@ pub async fn remove_member(
     state.app.remove_member(&auth.0, &account, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// An account's allowlists: the operator's, and the account's own within it.
+#[derive(Serialize, ToSchema)]
+pub struct AccountNetworksView {
+    /// Set by the operator (`rampart account allow-ips`); empty: any address.
+    pub operator_allowed_ips: Vec<String>,
+    /// Set by the account's admins, within the operator's; empty: no further rule.
+    pub allowed_ips: Vec<String>,
+}
+
+impl From<crate::network::ip::AccountNetworks> for AccountNetworksView {
+    fn from(n: crate::network::ip::AccountNetworks) -> Self {
+        Self {
+            operator_allowed_ips: n.operator.names(),
+            allowed_ips: n.account.names(),
+        }
+    }
+}
+
+/// The account's own allowlist.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAccountNetworks {
+    /// Addresses or CIDR networks (IPv4 or IPv6) every key and person of the account must come
+    /// from, within the operator's list; empty: no rule beyond the operator's. It must include
+    /// the address the change is made from.
+    #[schema(max_items = 64, inline)]
+    pub allowed_ips: Vec<super::api_keys::NetworkEntry>,
+}
+
+/// Where the account may be used from (`account:manage`).
+#[utoipa::path(get, path = "/v1/accounts/{id}/allowed-ips", tag = "members",
+    params(("id" = String, Path, description = "The account id")),
+    responses((status = 200, description = "Both allowlists", body = AccountNetworksView),
+        (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound)),
+    security(("api_key" = [])))]
+pub async fn get_allowed_ips(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(account): Path<String>,
+) -> Result<Json<AccountNetworksView>, ApiError> {
+    Ok(Json(state.app.account_networks(&auth.0, &account)?.into()))
+}
+
+/// Set the account's own allowlist, within the operator's (`account:manage`; a session needs
+/// a recent re-authentication). Keys and sessions from elsewhere get 403 `ip_not_allowed` on
+/// their next request.
+#[utoipa::path(put, path = "/v1/accounts/{id}/allowed-ips", tag = "members", request_body = SetAccountNetworks,
+    params(("id" = String, Path, description = "The account id")),
+    responses((status = 200, description = "Both allowlists now", body = AccountNetworksView),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable)),
+    security(("api_key" = [])))]
+pub async fn set_allowed_ips(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(account): Path<String>,
+    request: ApiJson<SetAccountNetworks>,
+) -> Result<Json<AccountNetworksView>, ApiError> {
+    let entries: Vec<String> = request.value.allowed_ips.into_iter().map(|e| e.0).collect();
+    let set = state
+        .app
+        .set_account_member_allowed_ips(&auth.0, &account, &entries)
+        .await?;
+    Ok(Json(set.into()))
+}

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use super::scopes::Scopes;
 use crate::clock::Millis;
 use crate::data::sealing::Sealer;
-use crate::network::ip::IpList;
+use crate::network::ip::{AccountNetworks, IpList};
 use crate::store::api_keys::ApiKeyRecord;
 
 const PREFIX: &str = "rk_";
@@ -85,9 +85,9 @@ pub struct StoredApiKey {
     pub last_used_at: Option<Millis>,
     /// Networks the key may be used from (empty: any).
     pub allowed_ips: IpList,
-    /// Networks its account's keys may be used from (empty: any); filled when the key is
-    /// loaded for authentication.
-    pub account_allowed_ips: IpList,
+    /// Networks its account's keys may be used from (the operator's list and the account's
+    /// own); filled when the key is loaded for authentication.
+    pub account_networks: AccountNetworks,
     /// The person it belongs to, if a person made it.
     pub user_id: Option<String>,
     /// The key that made it.
@@ -134,7 +134,7 @@ impl From<ApiKeyRecord> for StoredApiKey {
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
             allowed_ips: IpList::from_stored(&r.allowed_ips),
-            account_allowed_ips: IpList::default(),
+            account_networks: AccountNetworks::default(),
             user_id: r.user_id,
             parent_id: r.parent_id,
         }
@@ -163,7 +163,7 @@ pub fn issue(
         revoked_at: None,
         last_used_at: None,
         allowed_ips: IpList::default(),
-        account_allowed_ips: IpList::default(),
+        account_networks: AccountNetworks::default(),
         user_id: None,
         parent_id: None,
     };
@@ -227,7 +227,7 @@ mod tests {
             revoked_at: None,
             last_used_at: None,
             allowed_ips: IpList::default(),
-            account_allowed_ips: IpList::default(),
+            account_networks: AccountNetworks::default(),
             user_id: None,
             parent_id: None,
         }

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
-use crate::network::ip::IpList;
+use crate::network::ip::AccountNetworks;
 use crate::store::{Store, StoreError};
 
 /// The epoch file's identity: inode and modification time.
@@ -93,12 +93,12 @@ impl KeyCache {
             let Some(record) = tx.find_api_key(id)? else {
                 return Ok(None);
             };
-            let account_ips = match &record.account_id {
-                Some(account) => tx.account_allowed_ips(account)?,
-                None => String::new(),
+            let (operator, account) = match &record.account_id {
+                Some(account) => tx.account_networks(account)?,
+                None => Default::default(),
             };
             let mut key = StoredApiKey::from(record);
-            key.account_allowed_ips = IpList::from_stored(&account_ips);
+            key.account_networks = AccountNetworks::from_stored(&operator, &account);
             Ok::<_, StoreError>(Some(Arc::new(key)))
         })?;
         if !settled {
@@ -119,6 +119,7 @@ impl KeyCache {
 mod tests {
     use super::*;
     use crate::identity::Scopes;
+    use crate::network::ip::IpList;
 
     #[test]
     fn a_change_announced_after_caching_is_seen_on_the_next_lookup() {
@@ -143,7 +144,7 @@ mod tests {
                         revoked_at: None,
                         last_used_at: None,
                         allowed_ips: IpList::default(),
-                        account_allowed_ips: IpList::default(),
+                        account_networks: AccountNetworks::default(),
                         user_id: None,
                         parent_id: None,
                     }
@@ -201,7 +202,7 @@ mod tests {
                         revoked_at: None,
                         last_used_at: None,
                         allowed_ips: IpList::default(),
-                        account_allowed_ips: IpList::default(),
+                        account_networks: AccountNetworks::default(),
                         user_id: None,
                         parent_id: None,
                     }

@@ -124,6 +124,37 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &Ip
     last
 }
 
+/// The two lists an account's requests must pass: the operator's, and the account's own,
+/// set by its admins within the operator's (empty lists allow any address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountNetworks {
+    pub operator: IpList,
+    pub account: IpList,
+}
+
+impl AccountNetworks {
+    pub fn from_stored(operator: &str, account: &str) -> Self {
+        Self {
+            operator: IpList::from_stored(operator),
+            account: IpList::from_stored(account),
+        }
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.operator.allows(ip) && self.account.allows(ip)
+    }
+
+    /// The narrower list, which a key made in the account inherits: the account's own when it
+    /// has one, else the operator's.
+    pub fn narrowest(&self) -> &IpList {
+        if self.account.is_empty() {
+            &self.operator
+        } else {
+            &self.account
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

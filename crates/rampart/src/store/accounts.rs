@@ -31,6 +31,14 @@ pub trait Accounts {
     fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError>;
     /// Networks the account's keys may be used from, separated by spaces; empty for any.
     fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError>;
+    /// The operator's list and the account's own (set by its admins, within the operator's).
+    fn account_networks(&self, account_id: &str) -> Result<(String, String), StoreError>;
+    /// Sets the account's own list; false when there is no such account.
+    fn set_account_member_allowed_ips(
+        &self,
+        account_id: &str,
+        networks: &str,
+    ) -> Result<bool, StoreError>;
     /// Sets them; false when there is no such account.
     fn set_account_allowed_ips(&self, account_id: &str, networks: &str)
     -> Result<bool, StoreError>;
@@ -102,6 +110,27 @@ impl Accounts for Db<'_> {
             .query_row([account_id], |r| r.get(0))
             .optional()?
             .unwrap_or_default())
+    }
+
+    fn account_networks(&self, account_id: &str) -> Result<(String, String), StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT allowed_ips, member_allowed_ips FROM accounts WHERE id = ?1")?
+            .query_row([account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    fn set_account_member_allowed_ips(
+        &self,
+        account_id: &str,
+        networks: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("UPDATE accounts SET member_allowed_ips = ?2 WHERE id = ?1")?
+            .execute([account_id, networks])?
+            == 1)
     }
 
     fn set_account_allowed_ips(

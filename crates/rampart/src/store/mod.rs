@@ -47,6 +47,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0007_people.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0008_member_allowlists.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.

@@ -118,6 +118,16 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ("POST", "/v1/auth/login/recovery", SignInStep),
     (
         "GET",
+        "/v1/accounts/{id}/allowed-ips",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/allowed-ips",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "GET",
         "/v1/accounts/{id}/security",
         AnyOf(&["members:read", "accounts:manage"]),
     ),
@@ -367,6 +377,13 @@ async fn harmless_request(
         ("POST", "/v1/users/me/phone/verify" | "/v1/auth/login/totp" | "/v1/auth/login/sms")
         | ("POST", "/v1/auth/login/recovery") => (path.to_owned(), Some(json!({"code": "000000"}))),
         ("GET", "/v1/accounts/{id}/security") => (format!("/v1/accounts/{account}/security"), None),
+        ("GET", "/v1/accounts/{id}/allowed-ips") => {
+            (format!("/v1/accounts/{account}/allowed-ips"), None)
+        }
+        ("PUT", "/v1/accounts/{id}/allowed-ips") => (
+            format!("/v1/accounts/{account}/allowed-ips"),
+            Some(json!({"allowed_ips": []})),
+        ),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
             Some(json!({"require_2fa": false, "allow_sms_factor": true,
@@ -536,10 +553,11 @@ async fn every_key_and_every_role_opens_exactly_the_routes_the_table_gives_it() 
 }
 
 /// A well-formed body for a change to another account's member or rules.
-fn request_body(method: &str) -> Option<Value> {
+fn request_body(method: &str, path: &str) -> Option<Value> {
     match method {
         "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
         "PATCH" => Some(json!({"role": "viewer"})),
+        "PUT" if path.ends_with("/allowed-ips") => Some(json!({"allowed_ips": []})),
         "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
             "password_max_age_days": null, "password_history": 0})),
         _ => None,
@@ -596,7 +614,7 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
                 .replace("{id}", &account_b)
                 .replace("{user_id}", &b_person);
             // Both a key and a person of account A.
-            let body = request_body(method);
+            let body = request_body(method, path);
             let by_key = call(&app, method, &url, &a_key, body.clone()).await;
             assert_eq!(
                 by_key.status,
@@ -624,7 +642,7 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
         let body = if path.contains("/confirm") {
             Some(json!({"code": "000000"}))
         } else {
-            request_body(method)
+            request_body(method, path)
         };
         let reply = call(&app, method, &url, who, body).await;
         assert_eq!(

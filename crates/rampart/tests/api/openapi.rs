@@ -45,6 +45,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/accounts/{id}/members", &["get", "post"]),
         ("/v1/accounts/{id}/members/{user_id}", &["delete", "patch"]),
         ("/v1/roles", &["get"]),
+        ("/v1/accounts/{id}/allowed-ips", &["get", "put"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),

@@ -453,3 +453,83 @@ async fn the_routes_open_before_signing_in_are_limited_per_client_network() {
         .unwrap();
     assert_eq!(elsewhere.status(), 401);
 }
+
+#[tokio::test]
+async fn an_account_admin_narrows_where_the_account_may_be_used_within_the_operators_list() {
+    let app = spawn_app();
+    let account = app
+        .cli(&["account", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    app.create_person("owner@example.com", "owner", None);
+    app.create_person("viewer@example.com", "viewer", None);
+    let owner = app.sign_in("owner@example.com", PASSWORD).await;
+    let path = format!("/v1/accounts/{account}/allowed-ips");
+    let put = |list: Vec<&'static str>| json!({ "allowed_ips": list });
+
+    // A list that leaves out the caller's own address would lock them out.
+    app.as_person(
+        &owner,
+        Method::PUT,
+        &path,
+        Some(&put(vec!["127.0.0.2/32"])),
+        true,
+    )
+    .await
+    .assert_problem(422, "would_lock_out");
+    let set = app
+        .as_person(
+            &owner,
+            Method::PUT,
+            &path,
+            Some(&put(vec!["127.0.0.1/32"])),
+            true,
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.json()["allowed_ips"], json!(["127.0.0.1/32"]));
+
+    // Keys of the account now work from 127.0.0.1 only.
+    assert_eq!(app.get("/v1/messages", &app.key).await.status, 200);
+    let elsewhere = app
+        .client_from("127.0.0.2".parse().unwrap())
+        .get(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 403);
+
+    // Within the operator's list only.
+    app.cli(&[
+        "account",
+        "allow-ips",
+        "--account",
+        &account,
+        "--ips",
+        "127.0.0.0/30",
+    ]);
+    app.as_person(
+        &owner,
+        Method::PUT,
+        &path,
+        Some(&put(vec!["10.0.0.0/8"])),
+        true,
+    )
+    .await
+    .assert_problem(403, "allowlist_escalation");
+    let both = app.get_as(&owner, &path).await.json();
+    assert_eq!(
+        both["operator_allowed_ips"],
+        json!(["127.0.0.0/30"]),
+        "{both}"
+    );
+
+    // A viewer may not change it.
+    let viewer = app.sign_in("viewer@example.com", PASSWORD).await;
+    app.as_person(&viewer, Method::PUT, &path, Some(&put(vec![])), true)
+        .await
+        .assert_problem(403, "insufficient_scope");
+}

@@ -20,6 +20,7 @@ pub mod people;
 pub mod people_policy;
 pub mod routing;
 pub mod sessions;
+pub mod sign_in;
 
 #[cfg(test)]
 mod delivery_tests;

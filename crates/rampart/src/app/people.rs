@@ -12,7 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use super::audit::{Action, Actor, AuditEvent, Caller};
-use super::sessions::{Client, NewSession, normalise_email};
+use super::sessions::{Client, NewSession};
+use super::sign_in::normalise_email;
 use super::{App, AppError};
 use crate::clock::Millis;
 use crate::identity::Scope;

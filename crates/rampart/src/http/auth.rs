@@ -19,7 +19,8 @@ use super::openapi::{
     UnsupportedMediaType,
 };
 use crate::app::sessions::SessionRecord;
-use crate::app::sessions::{Client, NewSession, SignIn};
+use crate::app::sessions::{Client, NewSession};
+use crate::app::sign_in::SignIn;
 use crate::clock::{self, Millis};
 use crate::identity::codes::LinkToken;
 use crate::identity::roles::{MATRIX, RoleKind};

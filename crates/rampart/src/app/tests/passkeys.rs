@@ -7,7 +7,8 @@ use secrecy::SecretString;
 use super::*;
 use crate::app::passkeys::PASSKEY_CEREMONY_TTL_MS;
 use crate::app::people::NewUser;
-use crate::app::sessions::{Client, NewSession, SignIn};
+use crate::app::sessions::{Client, NewSession};
+use crate::app::sign_in::SignIn;
 use crate::identity::passkeys::test_client::{
     SoftClient, clone_of, counting_client, create, get, software_client,
 };

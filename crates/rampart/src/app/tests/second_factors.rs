@@ -7,7 +7,8 @@ use totp_rs::{Algorithm, Builder, Secret};
 
 use super::*;
 use crate::app::people::NewUser;
-use crate::app::sessions::{Client, SignIn};
+use crate::app::sessions::Client;
+use crate::app::sign_in::SignIn;
 use crate::clock::Clock as _;
 use crate::data::sealing::Field;
 use crate::identity::roles::Role;

@@ -5,7 +5,8 @@ use secrecy::SecretString;
 
 use super::*;
 use crate::app::people::NewUser;
-use crate::app::sessions::{Client, NewSession, SignIn};
+use crate::app::sessions::{Client, NewSession};
+use crate::app::sign_in::SignIn;
 use crate::identity::roles::Role;
 
 const PASSWORD: &str = "correct horse battery staple lantern";

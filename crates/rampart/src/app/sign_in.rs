@@ -105,19 +105,7 @@ impl App {
             return Ok(SignIn::Done(Box::new(session)));
         }
         let pending = LinkToken::generate(PENDING_PREFIX);
-        let challenge = ChallengeRecord {
-            id: pending.id().to_owned(),
-            purpose: "sign_in".into(),
-            user_id: Some(user.id.clone()),
-            account_id: None,
-            role: None,
-            hash: self.sealer.hash_api_key(pending.reveal()).to_vec(),
-            state_sealed: None,
-            attempts: 0,
-            created_at: now,
-            expires_at: now + PENDING_TTL_MS,
-            used_at: None,
-        };
+        let challenge = self.challenge(&pending, "sign_in", &user.id, now + PENDING_TTL_MS);
         let user_id = user.id.clone();
         self.store
             .write(move |tx| {

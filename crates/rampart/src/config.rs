@@ -119,6 +119,9 @@ pub struct Network {
     pub trusted_proxies: Vec<String>,
     /// Addresses or networks refused on every authenticated request (403 `ip_denied`).
     pub denied_ips: Vec<String>,
+    /// Addresses or networks operators (their keys and their sessions over the instance) must
+    /// come from (403 `ip_not_allowed` otherwise). Empty: any address.
+    pub operator_allowed_ips: Vec<String>,
     /// Failed authentications per minute from one address before it is banned (0: never).
     pub ban_after_failures: u32,
     /// How long a first ban lasts; each further ban of the address lasts twice as long (at
@@ -131,6 +134,7 @@ impl Default for Network {
         Self {
             trusted_proxies: Vec::new(),
             denied_ips: Vec::new(),
+            operator_allowed_ips: Vec::new(),
             ban_after_failures: 20,
             ban_seconds: 60,
         }

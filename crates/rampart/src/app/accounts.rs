@@ -4,7 +4,6 @@
 use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
 use crate::identity::Scope;
-use crate::identity::key_cache;
 use crate::network::ip::{AccountNetworks, IpList};
 use crate::store::accounts::AccountRecord;
 
@@ -42,10 +41,46 @@ impl App {
         account_id: &str,
         entries: &[String],
     ) -> Result<IpList, AppError> {
-        let list = IpList::parse(entries.iter().map(String::as_str))
-            .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))?;
-        let now = self.clock.now_ms();
-        let mut audit = AuditEvent::instance(actor, Action::AccountNetworksSet, account_id, now);
+        let list = parse_allowed_ips(entries)?;
+        let audit = AuditEvent::instance(
+            actor,
+            Action::AccountNetworksSet,
+            account_id,
+            self.clock.now_ms(),
+        );
+        self.store_operator_networks(audit, account_id, list).await
+    }
+
+    /// The operator's allowlist of an account, set over the API by an operator with
+    /// `accounts:manage` (after a recent sign-in for a person). The account's own list must
+    /// then lie within it: entries outside it stop counting.
+    pub async fn set_operator_allowed_ips(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+        entries: &[String],
+    ) -> Result<AccountNetworks, AppError> {
+        // `accounts:manage` is server-wide: only operators hold it.
+        self.member_scope(caller, account_id, Scope::AccountsManage)?;
+        self.require_recent_authentication(caller)?;
+        let list = parse_allowed_ips(entries)?;
+        let audit = AuditEvent::by(
+            caller,
+            Action::AccountNetworksSet,
+            account_id,
+            self.clock.now_ms(),
+        );
+        self.store_operator_networks(audit, account_id, list)
+            .await?;
+        self.account_networks(caller, account_id)
+    }
+
+    async fn store_operator_networks(
+        &self,
+        mut audit: AuditEvent,
+        account_id: &str,
+        list: IpList,
+    ) -> Result<IpList, AppError> {
         audit.account_id = Some(account_id.to_owned());
         let (account, stored) = (account_id.to_owned(), list.to_stored());
         let found = self
@@ -58,8 +93,7 @@ impl App {
         if !found {
             return Err(AppError::NotFound("account"));
         }
-        key_cache::announce_change(&self.config.data_dir)
-            .map_err(|e| AppError::Setup(format!("cannot announce an access change: {e}")))?;
+        self.announce_key_change()?;
         Ok(list)
     }
 
@@ -75,8 +109,7 @@ impl App {
     ) -> Result<AccountNetworks, AppError> {
         self.member_scope(caller, account_id, Scope::AccountManage)?;
         self.require_recent_authentication(caller)?;
-        let list = IpList::parse(entries.iter().map(String::as_str))
-            .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))?;
+        let list = parse_allowed_ips(entries)?;
         let current = self.account_networks(caller, account_id)?;
         if !current.operator.is_empty() && !current.operator.covers(&list) {
             return Err(AppError::forbidden(
@@ -167,4 +200,9 @@ impl App {
         }
         Ok(())
     }
+}
+
+fn parse_allowed_ips(entries: &[String]) -> Result<IpList, AppError> {
+    IpList::parse(entries.iter().map(String::as_str))
+        .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))
 }

@@ -90,7 +90,9 @@ impl App {
             session: None,
         };
         if let Some(ip) = client_ip
-            && !(stored.allowed_ips.allows(ip) && stored.account_networks.allows(ip))
+            && !(stored.allowed_ips.allows(ip)
+                && stored.account_networks.allows(ip)
+                && (!caller.is_instance() || self.operator_networks.allows(ip)))
         {
             // OWASP ASVS 4.0 V1.4.3/V4.1.1: access rules enforced on the trusted side, and
             // every refusal leaves a trace.

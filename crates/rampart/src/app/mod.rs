@@ -95,6 +95,8 @@ pub struct App {
     trusted_proxies: IpList,
     /// Addresses refused on every authenticated request.
     denied_ips: IpList,
+    /// Where operators may act over the instance from (empty: anywhere).
+    operator_networks: IpList,
     rate_limits: RateLimits,
     bans: Bans,
     /// Password hashing, bounded in how much runs at once.
@@ -149,6 +151,8 @@ impl App {
         };
         let trusted_proxies = networks("trusted_proxies", &config.network.trusted_proxies)?;
         let denied_ips = networks("denied_ips", &config.network.denied_ips)?;
+        let operator_networks =
+            networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
         let master = MasterKey::load_or_create(&config.master_key_path())?;
         let store = Store::open(&config.db_path())?;
         let stored: Vec<WrappedDataKey> = store
@@ -222,6 +226,7 @@ impl App {
             policy: Arc::new(AllowAll),
             trusted_proxies,
             denied_ips,
+            operator_networks,
             delivery_wake: Arc::new(Notify::new()),
             key_touches: Mutex::new(HashMap::new()),
         })

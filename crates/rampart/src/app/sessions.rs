@@ -227,9 +227,28 @@ impl App {
                 authenticated_at: session.authenticated_at,
             }),
         };
+        // Operators acting over the instance must come from the operators' networks; everyone
+        // else from the account's (OWASP ASVS 4.0 V1.4.3: enforced here, on every request).
+        let allowed = |ip| {
+            if caller.is_instance() && caller.role.is_some() {
+                self.operator_networks.allows(ip)
+            } else {
+                networks.allows(ip)
+            }
+        };
         if let Some(ip) = client_ip
-            && !networks.allows(ip)
+            && !allowed(ip)
         {
+            metrics::counter!("rampart_ip_refusals_total", "reason" => "not_allowed").increment(1);
+            let target = caller
+                .session
+                .as_ref()
+                .map(|s| s.id.clone())
+                .unwrap_or_default();
+            self.record_refusal(
+                AuditEvent::by(&caller, Action::RequestRefused, target, now)
+                    .denied("ip_not_allowed"),
+            );
             return Err(AppError::forbidden(
                 "ip_not_allowed",
                 "this account may not be used from this address",

@@ -174,6 +174,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(people::list_members, people::invite_member))
         .routes(routes!(people::change_role, people::remove_member))
         .routes(routes!(people::get_allowed_ips, people::set_allowed_ips))
+        .routes(routes!(people::set_operator_allowed_ips))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

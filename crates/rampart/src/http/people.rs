@@ -546,3 +546,44 @@ pub async fn set_allowed_ips(
         .await?;
     Ok(Json(set.into()))
 }
+
+/// The operator's allowlist of an account.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetOperatorNetworks {
+    /// Addresses or CIDR networks (IPv4 or IPv6) every key and person of the account must come
+    /// from; empty: any address.
+    #[schema(max_items = 64, inline)]
+    pub operator_allowed_ips: Vec<super::api_keys::NetworkEntry>,
+}
+
+/// Set the operator's allowlist of an account (an operator's `accounts:manage`; a session needs
+/// a recent re-authentication), as `rampart account allow-ips` does. The account's own list
+/// counts only within it.
+#[utoipa::path(put, path = "/v1/accounts/{id}/operator-allowed-ips", tag = "members",
+    request_body = SetOperatorNetworks,
+    params(("id" = String, Path, description = "The account id")),
+    responses((status = 200, description = "Both allowlists now", body = AccountNetworksView),
+        (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable)),
+    security(("api_key" = [])))]
+pub async fn set_operator_allowed_ips(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(account): Path<String>,
+    request: ApiJson<SetOperatorNetworks>,
+) -> Result<Json<AccountNetworksView>, ApiError> {
+    let entries: Vec<String> = request
+        .value
+        .operator_allowed_ips
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    let set = state
+        .app
+        .set_operator_allowed_ips(&auth.0, &account, &entries)
+        .await?;
+    Ok(Json(set.into()))
+}

@@ -213,3 +213,97 @@ async fn an_address_that_keeps_failing_authentication_is_banned_until_the_operat
     }
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn operators_keys_work_only_from_the_operators_networks_and_set_accounts_lists_over_the_api()
+{
+    let app = spawn_app_with(&[("RAMPART_NETWORK__OPERATOR_ALLOWED_IPS", "[\"127.0.0.1\"]")]);
+    let ops = app.operator_key();
+    assert_eq!(app.get("/v1/bans", &ops).await.status, StatusCode::OK);
+    let elsewhere = app
+        .client_from("127.0.0.2".parse().unwrap())
+        .get(app.url("/v1/bans"))
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::FORBIDDEN);
+    let problem: serde_json::Value = elsewhere.json().await.unwrap();
+    assert_eq!(problem["code"], json!("ip_not_allowed"), "{problem}");
+    // The account's own key is not an operator's: the operators' list does not bind it.
+    let tenant = app
+        .client_from("127.0.0.2".parse().unwrap())
+        .get(app.url("/v1/messages"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant.status(), StatusCode::OK);
+
+    // The operator narrows the account to 127.0.0.1 over the API; its keys stop working
+    // from elsewhere on their next request.
+    let account = app
+        .cli(&["account", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/accounts/{account}/operator-allowed-ips");
+    let set = app
+        .request(
+            reqwest::Method::PUT,
+            &path,
+            &ops,
+            Some(json_body(json!({"operator_allowed_ips": ["127.0.0.1/32"]}))),
+            &[],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    assert_eq!(set.json()["operator_allowed_ips"], json!(["127.0.0.1/32"]));
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = app
+            .client_from("127.0.0.2".parse().unwrap())
+            .get(app.url("/v1/messages"))
+            .bearer_auth(&app.key)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == StatusCode::FORBIDDEN {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/v1/messages", &app.key).await.status,
+        StatusCode::OK
+    );
+    // An account's key, even holding every account scope, cannot set the operator's list.
+    app.request(
+        reqwest::Method::PUT,
+        &path,
+        &app.key,
+        Some(json_body(json!({"operator_allowed_ips": []}))),
+        &[],
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    app.request(
+        reqwest::Method::PUT,
+        &path,
+        &ops,
+        Some(json_body(json!({"operator_allowed_ips": ["300.1.1.1"]}))),
+        &[],
+    )
+    .await
+    .assert_problem(422, "invalid_allowed_ips");
+}
+
+fn json_body(value: serde_json::Value) -> (Option<&'static str>, Vec<u8>) {
+    (
+        Some("application/json"),
+        serde_json::to_vec(&value).unwrap(),
+    )
+}

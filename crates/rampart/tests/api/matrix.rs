@@ -127,6 +127,11 @@ const REQUIRED: &[(&str, &str, Who)] = &[
         AnyOf(&["account:manage", "accounts:manage"]),
     ),
     (
+        "PUT",
+        "/v1/accounts/{id}/operator-allowed-ips",
+        AnyOf(ACCOUNTS),
+    ),
+    (
         "GET",
         "/v1/accounts/{id}/security",
         AnyOf(&["members:read", "accounts:manage"]),
@@ -384,6 +389,10 @@ async fn harmless_request(
             format!("/v1/accounts/{account}/allowed-ips"),
             Some(json!({"allowed_ips": []})),
         ),
+        ("PUT", "/v1/accounts/{id}/operator-allowed-ips") => (
+            format!("/v1/accounts/{account}/operator-allowed-ips"),
+            Some(json!({"operator_allowed_ips": []})),
+        ),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
             Some(json!({"require_2fa": false, "allow_sms_factor": true,
@@ -557,6 +566,9 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
     match method {
         "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
         "PATCH" => Some(json!({"role": "viewer"})),
+        "PUT" if path.ends_with("/operator-allowed-ips") => {
+            Some(json!({"operator_allowed_ips": []}))
+        }
         "PUT" if path.ends_with("/allowed-ips") => Some(json!({"allowed_ips": []})),
         "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
             "password_max_age_days": null, "password_history": 0})),

@@ -46,6 +46,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/accounts/{id}/members/{user_id}", &["delete", "patch"]),
         ("/v1/roles", &["get"]),
         ("/v1/accounts/{id}/allowed-ips", &["get", "put"]),
+        ("/v1/accounts/{id}/operator-allowed-ips", &["put"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),

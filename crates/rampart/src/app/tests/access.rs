@@ -214,3 +214,129 @@ async fn denied_addresses_are_refused_even_with_a_valid_key_and_proxies_name_the
     let other: IpAddr = "10.0.0.2".parse().unwrap();
     assert_eq!(app.client_ip(other, Some("192.0.2.50")), other);
 }
+
+#[tokio::test]
+async fn operators_act_over_the_instance_only_from_the_operators_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    config.network.operator_allowed_ips = vec!["10.9.0.0/16".into()];
+    let app = App::open(config).unwrap();
+    let account = app.create_account(&Actor::Operator, "a").await.unwrap().id;
+    let key = |caller: Caller, scopes: &[&str]| {
+        let app = &app;
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            app.issue_api_key(
+                &caller,
+                NewApiKey {
+                    name: "k".into(),
+                    scopes,
+                    expires_at: None,
+                    allowed_ips: Vec::new(),
+                },
+            )
+            .await
+            .unwrap()
+            .token
+        }
+    };
+    let operator = key(Caller::operator(""), &["bans:manage"]).await;
+    let tenant = key(Caller::operator(&account), &["messages:read"]).await;
+
+    assert!(
+        app.authenticate(Some(operator.reveal()), ip("10.9.1.1"))
+            .is_ok()
+    );
+    let refused = app.authenticate(Some(operator.reveal()), ip("198.51.100.7"));
+    assert!(
+        matches!(
+            refused,
+            Err(AppError::Forbidden {
+                code: "ip_not_allowed",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // The operators' list does not bind an account's keys.
+    assert!(
+        app.authenticate(Some(tenant.reveal()), ip("198.51.100.7"))
+            .is_ok()
+    );
+
+    // The refusal is in the instance's trail, with the address it came from.
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = app
+            .audit_trail(None, 50)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "request.refused")
+            .map(|e| format!("{} {}", e.outcome, e.client_ip.unwrap_or_default()))
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(found, vec!["denied:ip_not_allowed 198.51.100.7"]);
+}
+
+#[tokio::test]
+async fn only_an_operator_sets_an_accounts_operator_allowlist_over_the_api() {
+    let bench = Bench::new().await;
+    let operator = Caller::operator("");
+    let set = bench
+        .app
+        .set_operator_allowed_ips(&operator, &bench.account, &["10.1.0.0/16".into()])
+        .await
+        .unwrap();
+    assert_eq!(set.operator.names(), vec!["10.1.0.0/16"]);
+    // An account's own admin key holds `account:manage`, never the server-wide scope.
+    let admin_key = bench.issue_key(&["account:manage"], None).await;
+    let admin = bench
+        .app
+        .authenticate(Some(admin_key.reveal()), None)
+        .unwrap();
+    let in_account = bench
+        .app
+        .set_operator_allowed_ips(&admin, &bench.account, &[])
+        .await;
+    assert!(
+        matches!(
+            in_account,
+            Err(AppError::Forbidden {
+                code: "insufficient_scope",
+                ..
+            })
+        ),
+        "{in_account:?}"
+    );
+    let bad = bench
+        .app
+        .set_operator_allowed_ips(&operator, &bench.account, &["10.1.0.0/99".into()])
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(AppError::Invalid {
+                code: "invalid_allowed_ips",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    let missing = bench
+        .app
+        .set_operator_allowed_ips(&operator, "acc_missing", &[])
+        .await;
+    assert!(
+        matches!(missing, Err(AppError::NotFound("account"))),
+        "{missing:?}"
+    );
+    let trail = bench.app.audit_trail(Some(&bench.account), 20).unwrap();
+    assert!(trail.iter().any(|e| e.action == "account.allowed_ips"));
+}

@@ -99,6 +99,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let (listener, addr) = bind(config.listen)?;
     // The connection caps sit under TLS: a connection over a cap is closed before any handshake.
     let caps = ConnectionCaps {
+        listener: "https",
         max_total: limits.max_connections,
         max_per_ip: limits.max_connections_per_ip,
         idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
@@ -131,6 +132,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         tracing::warn!(%plain_addr, "plaintext HTTP listener enabled by configuration");
         println!("Rampart listening on http://{plain_addr} (plaintext, as configured)");
         let caps = ConnectionCaps {
+            listener: "plaintext",
             max_total: limits.plaintext_max_connections,
             ..caps
         };

@@ -269,10 +269,7 @@ mod tests {
 
     fn limited(io: DuplexStream, idle: Duration) -> (Limited<DuplexStream>, Arc<Activity>) {
         let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        let slot = Slot {
-            _total: permit,
-            _per_ip: None,
-        };
+        let slot = Slot::new(permit, None, "test");
         let activity = Arc::new(Activity::new());
         (Limited::new(io, slot, activity.clone(), idle), activity)
     }

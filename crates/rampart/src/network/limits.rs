@@ -22,6 +22,8 @@ use super::connection::{Activity, Limited, Tracked};
 /// The caps and timeouts of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionCaps {
+    /// The listener's name in metrics (`https` or `plaintext`).
+    pub listener: &'static str,
     /// Open connections at once, from all clients.
     pub max_total: usize,
     /// Open connections at once from one client address (an IPv6 client: its /64).
@@ -38,6 +40,7 @@ pub struct ConnectionLimit<A> {
     permits: Arc<Semaphore>,
     per_ip: Arc<PerIpCounter>,
     idle_timeout: Duration,
+    listener: &'static str,
 }
 
 impl<A> ConnectionLimit<A> {
@@ -47,6 +50,7 @@ impl<A> ConnectionLimit<A> {
             permits: Arc::new(Semaphore::new(caps.max_total.max(1))),
             per_ip: Arc::new(PerIpCounter::new(caps.max_per_ip)),
             idle_timeout: caps.idle_timeout,
+            listener: caps.listener,
         }
     }
 }
@@ -63,10 +67,34 @@ impl PeerIp for TcpStream {
     }
 }
 
-/// A connection's places under both caps, given back when it is dropped.
+/// A connection's places under both caps, given back when it is dropped; while it lives, the
+/// connection counts in `rampart_connections_open`.
 pub struct Slot {
     pub(super) _total: OwnedSemaphorePermit,
     pub(super) _per_ip: Option<IpSlot>,
+    open: metrics::Gauge,
+}
+
+impl Slot {
+    pub(super) fn new(
+        total: OwnedSemaphorePermit,
+        per_ip: Option<IpSlot>,
+        listener: &'static str,
+    ) -> Self {
+        let open = metrics::gauge!("rampart_connections_open", "listener" => listener);
+        open.increment(1.0);
+        Self {
+            _total: total,
+            _per_ip: per_ip,
+            open,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.decrement(1.0);
+    }
 }
 
 impl<I, S, A> Accept<I, S> for ConnectionLimit<A>
@@ -92,10 +120,7 @@ where
             },
             None => None,
         };
-        let slot = Slot {
-            _total: total,
-            _per_ip: per_ip,
-        };
+        let slot = Slot::new(total, per_ip, self.listener);
         let idle_timeout = self.idle_timeout;
         let accepting = self.inner.accept(stream, service);
         Box::pin(async move {

@@ -18,6 +18,21 @@ pub const RAW_DEADLINE: Duration = Duration::from_secs(15);
 
 /// A TLS connection to the app offering `alpn` (`b"http/1.1"` or `b"h2"`).
 pub async fn connect(app: &TestApp, alpn: &[u8]) -> std::io::Result<TlsStream<TcpStream>> {
+    connect_with(&connector(app, alpn)?, app).await
+}
+
+/// A TLS connection made by `connector`, which resumes the sessions it made before.
+pub async fn connect_with(
+    connector: &TlsConnector,
+    app: &TestApp,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(app.addr).await?;
+    let name = ServerName::try_from("localhost").expect("a server name");
+    connector.connect(name, tcp).await
+}
+
+/// A client trusting the app's certificate and offering `alpn`.
+pub fn connector(app: &TestApp, alpn: &[u8]) -> std::io::Result<TlsConnector> {
     let pem = std::fs::read(app.data_dir.join("tls").join("cert.pem"))?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&pem) {
@@ -30,11 +45,7 @@ pub async fn connect(app: &TestApp, alpn: &[u8]) -> std::io::Result<TlsStream<Tc
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(app.addr).await?;
-    let name = ServerName::try_from("localhost").expect("a server name");
-    TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// An HTTP/1.1 answer: status, lowercased header lines, body.

@@ -1,7 +1,7 @@
 //! Slow clients: connections that dribble their headers or sit idle (HTTP/2, HTTP/1.1
-//! keep-alive) are cut by their timeouts while a normal client is served throughout. Scaled
-//! down (200 dribblers, 200 idle HTTP/2, 50 idle HTTP/1.1) to stay quick; the timeouts are
-//! short through the environment.
+//! keep-alive) are cut by their timeouts while a normal client is served throughout: 500
+//! connections dribbling their headers, 500 idle HTTP/2 connections and 50 idle HTTP/1.1
+//! keep-alive connections at once. The timeouts are short through the environment.
 
 use std::time::{Duration, Instant};
 
@@ -12,21 +12,37 @@ use tokio::sync::Semaphore;
 use crate::helpers::{TestApp, join_all, spawn_app_with};
 use crate::raw;
 
-const DRIBBLERS: usize = 200;
-const IDLE_HTTP2: usize = 200;
+const DRIBBLERS: usize = 500;
+const IDLE_HTTP2: usize = 500;
 const IDLE_HTTP1: usize = 50;
 /// A slow client gives up (and the test fails) if the server has not cut it by then.
-const GIVE_UP: Duration = Duration::from_secs(8);
+const GIVE_UP: Duration = Duration::from_secs(20);
+
+/// The slow clients' TLS settings, shared so that handshakes after the first resume a session.
+struct Clients {
+    handshakes: Semaphore,
+    h2: tokio_rustls::TlsConnector,
+    http1: tokio_rustls::TlsConnector,
+}
 
 /// A few handshakes at a time: this test's client is one thread, and a handshake left waiting
 /// for it would be cut by the server's (short) handshake timeout.
 async fn connect(
     app: &TestApp,
-    handshakes: &Semaphore,
+    clients: &Clients,
     alpn: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let _turn = handshakes.acquire().await.expect("an open semaphore");
-    match raw::connect(app, alpn).await {
+    let _turn = clients
+        .handshakes
+        .acquire()
+        .await
+        .expect("an open semaphore");
+    let connector = if alpn == b"h2" {
+        &clients.h2
+    } else {
+        &clients.http1
+    };
+    match raw::connect_with(connector, app).await {
         Ok(stream) => stream,
         Err(e) => panic!("a slow client could not connect: {e}"),
     }
@@ -34,8 +50,8 @@ async fn connect(
 
 /// Sends a request's headers a byte at a time, never ending them. True if the server cut the
 /// connection before `GIVE_UP`.
-async fn dribble_headers(app: &TestApp, handshakes: &Semaphore) -> bool {
-    let mut stream = connect(app, handshakes, b"http/1.1").await;
+async fn dribble_headers(app: &TestApp, clients: &Clients) -> bool {
+    let mut stream = connect(app, clients, b"http/1.1").await;
     let started = Instant::now();
     let head = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-slow: ";
     let mut scratch = [0u8; 1024];
@@ -49,7 +65,7 @@ async fn dribble_headers(app: &TestApp, handshakes: &Semaphore) -> bool {
         }
         // Anything from the server (an end, an error, a 408) means it gave up on us.
         if let Ok(_read) =
-            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut scratch)).await
+            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut scratch)).await
         {
             return true;
         }
@@ -59,8 +75,8 @@ async fn dribble_headers(app: &TestApp, handshakes: &Semaphore) -> bool {
 
 /// Opens an HTTP/2 connection, makes one request, then stays silent. True if the server
 /// closed the connection before `GIVE_UP`; otherwise what happened.
-async fn idle_http2(app: &TestApp, handshakes: &Semaphore) -> Result<(), String> {
-    let mut stream = connect(app, handshakes, b"h2").await;
+async fn idle_http2(app: &TestApp, clients: &Clients) -> Result<(), String> {
+    let mut stream = connect(app, clients, b"h2").await;
     let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     hello.extend_from_slice(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]); // SETTINGS, empty
     // GET https://localhost/healthz, HPACK: indexed :method GET and :scheme https, literal
@@ -104,8 +120,8 @@ async fn idle_http2(app: &TestApp, handshakes: &Semaphore) -> Result<(), String>
 
 /// Makes one HTTP/1.1 request on a keep-alive connection, then stays silent. `Ok` if the
 /// server closed the connection before `GIVE_UP`.
-async fn idle_http1(app: &TestApp, handshakes: &Semaphore) -> Result<(), String> {
-    let mut stream = connect(app, handshakes, b"http/1.1").await;
+async fn idle_http1(app: &TestApp, clients: &Clients) -> Result<(), String> {
+    let mut stream = connect(app, clients, b"http/1.1").await;
     let request = b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n";
     if let Err(e) = stream.write_all(request).await {
         return Err(format!("could not send the request: {e}"));
@@ -128,33 +144,53 @@ async fn idle_http1(app: &TestApp, handshakes: &Semaphore) -> Result<(), String>
         .map_err(|_| format!("still open after {GIVE_UP:?}"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
     let app = spawn_app_with(&[
-        ("RAMPART_LIMITS__HEADER_READ_TIMEOUT_MS", "1000"),
-        ("RAMPART_LIMITS__IDLE_CONNECTION_TIMEOUT_MS", "1000"),
-        ("RAMPART_LIMITS__MAX_CONNECTIONS_PER_IP", "1000"),
+        // Long enough for all of them to be open at once before the first is cut.
+        ("RAMPART_LIMITS__HEADER_READ_TIMEOUT_MS", "8000"),
+        ("RAMPART_LIMITS__IDLE_CONNECTION_TIMEOUT_MS", "8000"),
+        ("RAMPART_LIMITS__MAX_CONNECTIONS_PER_IP", "2000"),
     ]);
-    let handshakes = Semaphore::new(8);
-    let dribblers = join_all((0..DRIBBLERS).map(|_| dribble_headers(&app, &handshakes)));
-    let idlers = join_all((0..IDLE_HTTP2).map(|_| idle_http2(&app, &handshakes)));
-    let keep_alives = join_all((0..IDLE_HTTP1).map(|_| idle_http1(&app, &handshakes)));
+    let clients = Clients {
+        handshakes: Semaphore::new(32),
+        h2: raw::connector(&app, b"h2").unwrap(),
+        http1: raw::connector(&app, b"http/1.1").unwrap(),
+    };
+    let dribblers = join_all((0..DRIBBLERS).map(|_| dribble_headers(&app, &clients)));
+    let idlers = join_all((0..IDLE_HTTP2).map(|_| idle_http2(&app, &clients)));
+    let keep_alives = join_all((0..IDLE_HTTP1).map(|_| idle_http1(&app, &clients)));
+    // A normal client, served throughout: until the slow connections are gone (the server's
+    // own gauge of open connections says when), with a bound of its own. The gauge also tells
+    // how many were open at once.
+    let ops = app.operator_key();
     let normal = async {
-        // Served throughout: until both floods are over, with a bound of its own.
-        let mut served = 0;
+        let (mut served, mut peak) = (0, 0usize);
         let started = Instant::now();
         while started.elapsed() < GIVE_UP + Duration::from_secs(2) {
             let reply = app.get("/healthz", "").await;
             assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
             served += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            if served >= 20 {
+            let metrics = app.get("/metrics", &ops).await.text;
+            let open = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("rampart_connections_open{listener=\"https\"} "))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            peak = peak.max(open as usize);
+            if peak > DRIBBLERS && open < 10.0 {
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        served
+        (served, peak)
     };
-    let (dribbled, idled, kept, served) = tokio::join!(dribblers, idlers, keep_alives, normal);
+    let (dribbled, idled, kept, (served, peak)) =
+        tokio::join!(dribblers, idlers, keep_alives, normal);
+    assert!(
+        peak >= DRIBBLERS + IDLE_HTTP2,
+        "only {peak} slow connections were open at once"
+    );
     let uncut = dribbled.iter().filter(|cut| !**cut).count();
     assert_eq!(
         uncut, 0,
@@ -170,5 +206,6 @@ async fn slow_and_idle_clients_are_cut_while_a_normal_client_is_served() {
         uncut.is_empty(),
         "idle HTTP/1.1 keep-alive connections not closed: {uncut:?}"
     );
-    assert!(served >= 20, "the normal client was served {served} times");
+    // The slow connections lived at least 8 s: at one request every 100 ms or so.
+    assert!(served >= 40, "the normal client was served {served} times");
 }

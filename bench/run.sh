@@ -15,6 +15,8 @@
 #   BENCH_RAMPART_BIN      the server binary to measure (default target/release/rampart), e.g. an
 #                          earlier release's, to compare two builds under the same client
 #   BENCH_NO_BUILD=1       skip `cargo build` (use the binaries as they are)
+#   BENCH_ACCESS_RULES=1   run with every access rule on, set above the load: the key and its
+#                          account limited to loopback, rate limits per key and per account
 #   BENCH_ONLY             run only the scenarios whose title contains this text,
 #                          e.g. "concurrency 64"
 set -euo pipefail
@@ -86,9 +88,21 @@ start_server() {
     data_dir=$(mktemp -d /tmp/rampart-bench.XXXXXX)
     local log="$data_dir/server.log"
     # A start prints no key: the default account's first key is made with the CLI beforehand.
-    local api_key
+    local api_key rules=()
+    if [[ ${BENCH_ACCESS_RULES:-0} == 1 ]]; then
+        rules=(--allowed-ips 127.0.0.0/8,::1)
+        export RAMPART_RATE_LIMITS__KEY_PER_SECOND=1000000 RAMPART_RATE_LIMITS__KEY_BURST=1000000
+        export RAMPART_RATE_LIMITS__ACCOUNT_PER_SECOND=1000000
+        export RAMPART_RATE_LIMITS__ACCOUNT_BURST=1000000
+    fi
     api_key=$("$rampart_bin" apikey create --data-dir "$data_dir" --name bench --scopes '*' \
-        2>>"$log")
+        "${rules[@]}" 2>>"$log")
+    if [[ ${BENCH_ACCESS_RULES:-0} == 1 ]]; then
+        local account
+        account=$("$rampart_bin" account list --data-dir "$data_dir" 2>>"$log" | cut -f1 | head -1)
+        "$rampart_bin" account allow-ips --data-dir "$data_dir" --account "$account" \
+            --ips 127.0.0.0/8,::1 >>"$log" 2>&1
+    fi
     if [[ $api_key != rk_* ]]; then
         echo "run.sh: rampart apikey create made no key; its log:" >&2
         cat "$log" >&2

@@ -226,6 +226,7 @@ impl App {
                 id: session.id,
                 authenticated_at: session.authenticated_at,
             }),
+            client_cert_sha256: None,
         };
         if let Some(ip) = client_ip
             && !networks.allows(ip)

@@ -29,6 +29,10 @@ pub struct CertFingerprint([u8; 32]);
 pub struct FingerprintError;
 
 impl CertFingerprint {
+    /// A fingerprint no certificate is expected to have (all zero bits), for a requirement
+    /// that cannot be read: failing closed.
+    pub const UNMATCHABLE: CertFingerprint = CertFingerprint([0; 32]);
+
     /// The fingerprint of a DER-encoded certificate.
     pub fn of_der(der: &[u8]) -> Self {
         Self(Sha256::digest(der).into())

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{POLL_INTERVAL, Reply, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{POLL_INTERVAL, Reply, TestApp, serve_refused, spawn_app, spawn_app_with};
 
 /// How long the server may take to notice a new CA bundle (it looks every second).
 const RELOAD_DEADLINE: Duration = Duration::from_secs(15);
@@ -404,4 +404,15 @@ async fn a_replaced_client_ca_bundle_is_used_for_new_connections() {
             .is_err(),
         "a new connection with the old CA's certificate is refused"
     );
+}
+
+#[test]
+fn the_server_refuses_to_start_with_an_unusable_client_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    fs::write(&junk, "not a certificate").unwrap();
+    for path in [junk, dir.path().join("missing.pem")] {
+        let stderr = serve_refused(&[("RAMPART_TLS_CLIENT_CA_FILE", path.to_str().unwrap())]);
+        assert!(stderr.contains("client CA bundle"), "{stderr}");
+    }
 }

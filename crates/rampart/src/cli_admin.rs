@@ -6,6 +6,7 @@ use clap::Subcommand;
 use rampart::app::api_keys::NewApiKey;
 use rampart::app::{Actor, App, Caller};
 use rampart::clock::{self, Millis};
+use rampart::network::client_cert::CertFingerprint;
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -52,6 +53,13 @@ pub enum ApiKeyCommand {
         /// Comma-separated addresses or CIDR networks the key may be used from (default: any).
         #[arg(long, value_delimiter = ',')]
         allowed_ips: Vec<String>,
+        /// Binds the key to one client certificate (mutual TLS; the server needs
+        /// `tls_client_ca_file`): its SHA-256 as 64 hex digits, colons allowed.
+        #[arg(long, conflicts_with = "client_cert")]
+        client_cert_sha256: Option<String>,
+        /// Binds the key to the client certificate in this PEM file (the first one in it).
+        #[arg(long)]
+        client_cert: Option<std::path::PathBuf>,
     },
     /// List API keys (never their secrets).
     List {
@@ -106,7 +114,13 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
             scopes,
             expires,
             allowed_ips,
+            client_cert_sha256,
+            client_cert,
         } => {
+            let client_cert_sha256 = match client_cert {
+                Some(path) => Some(certificate_fingerprint(&path)?),
+                None => client_cert_sha256,
+            };
             let caller = Caller::operator(if operator {
                 String::new()
             } else {
@@ -119,6 +133,7 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
                 scopes,
                 expires_at,
                 allowed_ips,
+                client_cert_sha256,
             };
             let issued = app.issue_api_key(&caller, new).await?;
             let owner = if operator {
@@ -126,8 +141,13 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
             } else {
                 format!("account {}", caller.account_id)
             };
+            let bound = issued
+                .key
+                .client_cert_sha256
+                .map(|f| format!(", bound to client certificate {f}"))
+                .unwrap_or_default();
             eprintln!(
-                "API key {} for {owner} with scopes {:?}; shown only this once:",
+                "API key {} for {owner} with scopes {:?}{bound}; shown only this once:",
                 issued.key.id, issued.key.scopes
             );
             println!("{}", issued.token.reveal());
@@ -151,6 +171,15 @@ pub async fn run_apikey(app: &App, command: ApiKeyCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The SHA-256 of the first certificate in a PEM file, as the key stores it.
+fn certificate_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_file(path)
+        .with_context(|| format!("{}: no PEM certificate in it", path.display()))?;
+    Ok(CertFingerprint::of_der(der.as_ref()).to_hex())
+}
+
 fn list_keys(app: &App, caller: &Caller) -> anyhow::Result<()> {
     let now = app.clock().now_ms();
     for key in app.list_api_keys(caller)? {
@@ -163,8 +192,12 @@ fn list_keys(app: &App, caller: &Caller) -> anyhow::Result<()> {
             .last_used_at
             .map_or_else(|| "never".to_owned(), clock::rfc3339);
         let scopes = key.scopes.to_stored();
+        let certificate = key
+            .client_cert_sha256
+            .map(|f| format!("\tclient certificate: {f}"))
+            .unwrap_or_default();
         println!(
-            "{}\t{state}\t{}\t{scopes}\tlast used: {last_used}",
+            "{}\t{state}\t{}\t{scopes}\tlast used: {last_used}{certificate}",
             key.id, key.name
         );
     }

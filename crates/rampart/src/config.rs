@@ -24,6 +24,10 @@ pub struct Config {
     /// Certificate and key (PEM). Default: a self-signed pair in `<data_dir>/tls/`.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) whose client certificates are accepted (mutual TLS). When set,
+    /// the server asks every client for a certificate; one is optional, except for API keys
+    /// that require it (`client_cert_sha256`). Reloaded with the pair.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// The master key file. Default: `<data_dir>/master.key`, created on first start.
     pub master_key_file: Option<PathBuf>,
     /// Log format: `text` or `json`.
@@ -266,6 +270,7 @@ impl Default for Config {
             plaintext_allow_public: false,
             tls_cert_file: None,
             tls_key_file: None,
+            tls_client_ca_file: None,
             master_key_file: None,
             log_format: "text".into(),
             limits: Limits::default(),

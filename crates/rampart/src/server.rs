@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::delivery::sync::RoutingSync;
 use crate::delivery::{Delivery, DeliveryError};
 use crate::http::{self, AppState};
+use crate::network::client_cert::ClientCertAcceptor;
 use crate::network::limits::{ConnectionCaps, ConnectionLimit, plaintext_bind_allowed};
 use crate::network::tls::{self, TlsError};
 
@@ -82,7 +83,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         (None, None) => tls::ensure_self_signed(&config.data_dir.join("tls"))?,
         _ => return Err(ServerError::HalfTls),
     };
-    let tls_config = tls::server_config(&cert, &key)?;
+    let tls_files = tls::TlsFiles {
+        cert: cert.clone(),
+        key,
+        client_ca: config.tls_client_ca_file.clone(),
+    };
+    let tls_config = tls::server_config(&tls_files)?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let deps = app.delivery_deps();
@@ -105,14 +111,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         idle_timeout: Duration::from_millis(limits.idle_connection_timeout_ms),
     };
     let served_tls = RustlsConfig::from_config(tls_config);
-    let tls_reload = tokio::spawn(tls::reload_on_change(
-        served_tls.clone(),
-        cert.clone(),
-        key.clone(),
-    ));
-    let acceptor = RustlsAcceptor::new(served_tls)
-        .handshake_timeout(Duration::from_millis(limits.header_read_timeout_ms))
-        .acceptor(ConnectionLimit::new(DefaultAcceptor, caps));
+    let tls_reload = tokio::spawn(tls::reload_on_change(served_tls.clone(), tls_files));
+    // The client certificate, if any, is read once per connection, after the handshake.
+    let acceptor = ClientCertAcceptor::new(
+        RustlsAcceptor::new(served_tls)
+            .handshake_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+            .acceptor(ConnectionLimit::new(DefaultAcceptor, caps)),
+    );
     let server = axum_server::from_tcp(listener)
         .map_err(|source| ServerError::Listen { addr, source })?
         .acceptor(acceptor)
@@ -125,6 +130,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         "Rampart listening on https://{addr} (certificate: {})",
         cert.display()
     );
+    if let Some(ca) = &config.tls_client_ca_file {
+        tracing::info!(client_ca = %ca.display(), "client certificates are asked for (mutual TLS)");
+    }
 
     if let Some(plain) = config.plaintext_listen {
         let plain_handle: Handle<SocketAddr> = Handle::with_control(handle.control());

@@ -12,6 +12,7 @@ use super::{App, AppError};
 use crate::clock::Millis;
 use crate::identity::api_keys::{self, KeyRejection, StoredApiKey};
 use crate::identity::{ApiKeyToken, Scope, Scopes, key_cache};
+use crate::network::client_cert::CertFingerprint;
 use crate::network::ip::IpList;
 
 /// Longest key name, in characters.
@@ -26,6 +27,9 @@ pub struct NewApiKey {
     pub expires_at: Option<Millis>,
     /// Networks the key may be used from (addresses or CIDR); empty for the creator's own.
     pub allowed_ips: Vec<String>,
+    /// The SHA-256 of the client certificate the key must be used with (64 hex digits,
+    /// colons allowed); `None` for the creator's own requirement (none for most creators).
+    pub client_cert_sha256: Option<String>,
 }
 
 /// A key just issued: the only time its secret exists outside the caller's hands.
@@ -38,16 +42,31 @@ pub struct IssuedApiKey {
 impl App {
     /// Establishes who calls from a presented `Authorization` token. Every failure is the same
     /// [`AppError::Unauthenticated`]; the reason is only counted.
+    /// A key that requires a client certificate is refused here (403): no request without
+    /// one can use it.
     pub fn authenticate(
         &self,
         presented: Option<&str>,
         client_ip: Option<IpAddr>,
     ) -> Result<Caller, AppError> {
+        self.authenticate_with_certificate(presented, client_ip, None)
+    }
+
+    /// [`App::authenticate`] for a request that came over a connection whose client presented
+    /// the (verified) certificate `client_cert`. A key bound to a certificate must come with
+    /// that one: 403 `client_certificate_required` without a certificate,
+    /// `client_certificate_mismatch` with another; both are audited.
+    pub fn authenticate_with_certificate(
+        &self,
+        presented: Option<&str>,
+        client_ip: Option<IpAddr>,
+        client_cert: Option<CertFingerprint>,
+    ) -> Result<Caller, AppError> {
         let Some(ip) = client_ip else {
-            return self.authenticate_from(presented, None);
+            return self.authenticate_from(presented, None, client_cert);
         };
         self.refuse_if_banned(ip)?;
-        let outcome = self.authenticate_from(presented, Some(ip));
+        let outcome = self.authenticate_from(presented, Some(ip), client_cert);
         if matches!(outcome, Err(AppError::Unauthenticated)) {
             self.note_failed_authentication(ip);
         }
@@ -58,6 +77,7 @@ impl App {
         &self,
         presented: Option<&str>,
         client_ip: Option<IpAddr>,
+        client_cert: Option<CertFingerprint>,
     ) -> Result<Caller, AppError> {
         if let Some(ip) = client_ip
             && self.denied_ips.contains(ip)
@@ -88,6 +108,7 @@ impl App {
             role: None,
             expires_at: stored.expires_at,
             session: None,
+            client_cert_sha256: stored.client_cert_sha256,
         };
         if let Some(ip) = client_ip
             && !(stored.allowed_ips.allows(ip)
@@ -106,6 +127,28 @@ impl App {
                 "ip_not_allowed",
                 "this API key may not be used from this address",
             ));
+        }
+        if let Some(required) = &stored.client_cert_sha256 {
+            let refusal = match &client_cert {
+                None => Some((
+                    "client_certificate_required",
+                    "this API key must be used with its client certificate (mutual TLS)",
+                )),
+                Some(presented) if !required.matches(presented) => Some((
+                    "client_certificate_mismatch",
+                    "this API key must be used with another client certificate",
+                )),
+                Some(_) => None,
+            };
+            if let Some((code, detail)) = refusal {
+                metrics::counter!("rampart_client_cert_refusals_total", "reason" => code)
+                    .increment(1);
+                let target = stored.id.clone();
+                self.record_refusal(
+                    AuditEvent::by(&caller, Action::RequestRefused, target, now).denied(code),
+                );
+                return Err(AppError::forbidden(code, detail));
+            }
         }
         self.rate_limits
             .check(&stored.id, stored.account_id.as_deref().unwrap_or_default())
@@ -199,6 +242,9 @@ impl App {
                 "a key cannot be usable from addresses its creator may not use",
             ));
         }
+        let client_cert = self
+            .client_cert_for_new_key(caller, request.client_cert_sha256.as_deref(), &name, now)
+            .await?;
         let account = (!caller.is_instance()).then_some(caller.account_id.as_str());
         let (token, mut key) = api_keys::issue(
             &self.sealer,
@@ -209,6 +255,7 @@ impl App {
             now,
         );
         key.allowed_ips = allowed_ips;
+        key.client_cert_sha256 = client_cert;
         key.user_id = caller.user_id.clone();
         if let Actor::ApiKey(parent) = &caller.actor {
             key.parent_id = Some(parent.clone());
@@ -226,6 +273,38 @@ impl App {
         self.announce_key_change()?;
         tracing::info!(key_id = %key.id, account = %caller.account_id, "API key issued");
         Ok(IssuedApiKey { token, key })
+    }
+
+    /// The client certificate a new key requires: the one asked for, else its maker's. A key
+    /// bound to a certificate makes keys bound to the same one (403
+    /// `client_certificate_escalation` for another), so the binding cannot be shed by making a
+    /// child key.
+    async fn client_cert_for_new_key(
+        &self,
+        caller: &Caller,
+        asked: Option<&str>,
+        name: &str,
+        now: Millis,
+    ) -> Result<Option<CertFingerprint>, AppError> {
+        let asked = asked.map(CertFingerprint::parse).transpose().map_err(|e| {
+            AppError::invalid(
+                "invalid_client_cert_sha256",
+                e.to_string(),
+                "client_cert_sha256",
+            )
+        })?;
+        match (caller.client_cert_sha256, asked) {
+            (Some(held), Some(asked)) if !held.matches(&asked) => {
+                let code = "client_certificate_escalation";
+                let denied = AuditEvent::by(caller, Action::ApiKeyIssued, name, now).denied(code);
+                self.store.write(move |tx| denied.record(tx)).await?;
+                Err(AppError::forbidden(
+                    code,
+                    "a key bound to a client certificate makes keys bound to the same one",
+                ))
+            }
+            (held, asked) => Ok(asked.or(held)),
+        }
     }
 
     /// The keys of the caller's account, or the operators' keys for an operator (never their

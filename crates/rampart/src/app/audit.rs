@@ -8,6 +8,7 @@ use super::AppError;
 use crate::clock::Millis;
 use crate::identity::roles::Role;
 use crate::identity::{Scope, Scopes};
+use crate::network::client_cert::CertFingerprint;
 use crate::network::ip::IpList;
 use crate::store::audit::NewAuditRecord;
 use crate::store::{StoreError, Tx};
@@ -56,6 +57,9 @@ pub struct Caller {
     pub expires_at: Option<Millis>,
     /// For a session: its id and when the person last proved who they are (step-up).
     pub session: Option<SessionCaller>,
+    /// The client certificate the caller's key requires (and the request presented): a key
+    /// it makes requires the same one.
+    pub client_cert_sha256: Option<CertFingerprint>,
 }
 
 /// The session behind a caller.
@@ -78,6 +82,7 @@ impl Caller {
             role: None,
             expires_at: None,
             session: None,
+            client_cert_sha256: None,
         }
     }
 

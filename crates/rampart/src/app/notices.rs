@@ -27,6 +27,7 @@ impl App {
             role: None,
             expires_at: None,
             session: None,
+            client_cert_sha256: None,
         };
         let request = SendRequest {
             to: vec![to.to_owned()],

@@ -226,6 +226,7 @@ impl App {
                 id: session.id,
                 authenticated_at: session.authenticated_at,
             }),
+            client_cert_sha256: None,
         };
         // Operators acting over the instance must come from the operators' networks; everyone
         // else from the account's (OWASP ASVS 4.0 V1.4.3: enforced here, on every request).

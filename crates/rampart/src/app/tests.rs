@@ -61,6 +61,7 @@ impl Bench {
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     expires_at,
                     allowed_ips: Vec::new(),
+                    client_cert_sha256: None,
                 },
             )
             .await
@@ -111,6 +112,7 @@ async fn a_key_cannot_be_issued_with_an_expiry_that_has_passed() {
                     scopes: vec!["messages:read".into()],
                     expires_at: Some(expires_at),
                     allowed_ips: Vec::new(),
+                    client_cert_sha256: None,
                 },
             )
             .await;
@@ -185,6 +187,7 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold_and_the_denial_is_audited() 
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     expires_at: None,
                     allowed_ips: Vec::new(),
+                    client_cert_sha256: None,
                 },
             )
             .await;
@@ -222,6 +225,7 @@ async fn a_key_cannot_grant_scopes_it_does_not_hold_and_the_denial_is_audited() 
                 scopes: vec!["messages:read".into()],
                 expires_at: None,
                 allowed_ips: Vec::new(),
+                client_cert_sha256: None,
             },
         )
         .await;
@@ -366,6 +370,7 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
 }
 
 mod access;
+mod client_certs;
 mod passkeys;
 mod second_factors;
 mod sessions;

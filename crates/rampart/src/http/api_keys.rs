@@ -49,6 +49,19 @@ pub struct CreateApiKey {
     /// creator). A key cannot be usable from addresses its creator may not use.
     #[schema(max_items = 64, inline)]
     pub allowed_ips: Option<Vec<NetworkEntry>>,
+    /// Binds the key to one client certificate (mutual TLS; the server needs
+    /// `tls_client_ca_file`): the SHA-256 of the certificate's DER, as 64 hex digits, colons
+    /// between pairs allowed (`openssl x509 -noout -fingerprint -sha256`); stored and shown
+    /// lowercase without colons. Every request with the key must then come over a connection
+    /// that presented this certificate: 403 `client_certificate_required` without one,
+    /// `client_certificate_mismatch` with another. Absent: the creating key's own binding
+    /// (none for most); a bound key cannot make a key bound to another certificate (403
+    /// `client_certificate_escalation`). Malformed: 422 `invalid_client_cert_sha256`.
+    #[schema(
+        example = "5f3c0a1e9b2d4c6f8a7e1d0c3b5a4f6e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a",
+        pattern = r"^([0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31})$"
+    )]
+    pub client_cert_sha256: Option<String>,
 }
 
 /// An IP address or CIDR network.
@@ -83,6 +96,11 @@ pub struct ApiKeyView {
     /// Networks the key may be used from; absent when any address may use it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_ips: Vec<String>,
+    /// The SHA-256 (64 lowercase hex digits) of the client certificate the key must be used
+    /// with; absent when it needs none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub client_cert_sha256: Option<String>,
 }
 
 /// A new key: the only time its secret is shown.
@@ -111,6 +129,7 @@ impl From<&StoredApiKey> for ApiKeyView {
             revoked_at: k.revoked_at.map(clock::rfc3339),
             last_used_at: k.last_used_at.map(clock::rfc3339),
             allowed_ips: k.allowed_ips.names(),
+            client_cert_sha256: k.client_cert_sha256.map(|f| f.to_hex()),
         }
     }
 }
@@ -153,6 +172,7 @@ pub async fn create_api_key(
             .into_iter()
             .map(|entry| entry.0)
             .collect(),
+        client_cert_sha256: request.client_cert_sha256,
     };
     let issued = state.app.issue_api_key(&auth.0, new).await?;
     Ok((

@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::app::Caller;
 use crate::identity::Scope;
+use crate::network::client_cert::{CertFingerprint, PeerCertificate};
 
 /// A JSON body, with the raw bytes kept (for idempotency fingerprints).
 pub struct ApiJson<T> {
@@ -164,6 +165,11 @@ pub fn client_ip(parts: &Parts, state: &AppState) -> Option<std::net::IpAddr> {
         .map(|info| state.app.client_ip(info.0.ip(), forwarded_for))
 }
 
+/// The verified client certificate of the request's connection (mutual TLS), if it had one.
+pub fn client_certificate(parts: &Parts) -> Option<CertFingerprint> {
+    parts.extensions.get::<PeerCertificate>().map(|peer| peer.0)
+}
+
 /// The account a request is about: `/v1/accounts/{id}/…` in the path, else the
 /// `Rampart-Account` header.
 fn account_of(parts: &Parts) -> Option<&str> {
@@ -210,6 +216,11 @@ impl FromRequestParts<AppState> for Auth {
             )?;
             return Ok(Auth(caller));
         }
-        Ok(Auth(state.app.authenticate(presented, ip)?))
+        let certificate = client_certificate(parts);
+        Ok(Auth(state.app.authenticate_with_certificate(
+            presented,
+            ip,
+            certificate,
+        )?))
     }
 }

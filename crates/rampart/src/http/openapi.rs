@@ -65,7 +65,10 @@ pub struct Unauthorized(pub Problem);
 
 /// The API key lacks the scope this operation needs (`insufficient_scope`), asks to grant or
 /// revoke a scope it does not hold itself (`scope_escalation`), or asks for a key that would
-/// outlive it (`expiry_escalation`). For a session: the CSRF token is missing
+/// outlive it (`expiry_escalation`) or drop its client certificate binding
+/// (`client_certificate_escalation`). A key bound to a client certificate used without it
+/// (`client_certificate_required`) or with another one (`client_certificate_mismatch`); a key
+/// used from an address it may not use (`ip_not_allowed`). For a session: the CSRF token is missing
 /// (`csrf_token_invalid`), a sensitive change needs a fresh re-authentication
 /// (`reauthentication_required`), or an account forbids the factor chosen
 /// (`factor_not_allowed`: codes by SMS).

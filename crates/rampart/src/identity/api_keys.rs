@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::scopes::Scopes;
 use crate::clock::Millis;
 use crate::data::sealing::Sealer;
+use crate::network::client_cert::CertFingerprint;
 use crate::network::ip::{AccountNetworks, IpList};
 use crate::store::api_keys::ApiKeyRecord;
 
@@ -92,6 +93,8 @@ pub struct StoredApiKey {
     pub user_id: Option<String>,
     /// The key that made it.
     pub parent_id: Option<String>,
+    /// The client certificate the key must be presented with (mutual TLS), if any.
+    pub client_cert_sha256: Option<CertFingerprint>,
 }
 
 impl StoredApiKey {
@@ -110,6 +113,7 @@ impl StoredApiKey {
             allowed_ips: self.allowed_ips.to_stored(),
             user_id: self.user_id.clone(),
             parent_id: self.parent_id.clone(),
+            client_cert_sha256: self.client_cert_sha256.map(|f| f.to_hex()),
         }
     }
 }
@@ -137,6 +141,12 @@ impl From<ApiKeyRecord> for StoredApiKey {
             account_networks: AccountNetworks::default(),
             user_id: r.user_id,
             parent_id: r.parent_id,
+            // The column's CHECK admits only what parses; should anything else ever be there,
+            // the key is bound to a certificate no one holds rather than to none.
+            client_cert_sha256: r
+                .client_cert_sha256
+                .as_deref()
+                .map(|hex| CertFingerprint::parse(hex).unwrap_or(CertFingerprint::UNMATCHABLE)),
         }
     }
 }
@@ -166,6 +176,7 @@ pub fn issue(
         account_networks: AccountNetworks::default(),
         user_id: None,
         parent_id: None,
+        client_cert_sha256: None,
     };
     (token, stored)
 }
@@ -230,6 +241,7 @@ mod tests {
             account_networks: AccountNetworks::default(),
             user_id: None,
             parent_id: None,
+            client_cert_sha256: None,
         }
     }
 

@@ -147,6 +147,7 @@ mod tests {
                         account_networks: AccountNetworks::default(),
                         user_id: None,
                         parent_id: None,
+                        client_cert_sha256: None,
                     }
                     .to_record(),
                 )
@@ -205,6 +206,7 @@ mod tests {
                         account_networks: AccountNetworks::default(),
                         user_id: None,
                         parent_id: None,
+                        client_cert_sha256: None,
                     }
                     .to_record(),
                 )

@@ -2,6 +2,7 @@
 //! slow clients from taking the service down (see also the request layers in `http`).
 
 pub mod bans;
+pub mod client_cert;
 pub mod connection;
 pub mod ip;
 pub mod limits;

@@ -2,6 +2,11 @@
 //! self-signed certificate for `localhost` is made, so HTTPS works out of the box. The served
 //! certificate follows its files: a changed pair (or SIGHUP) is loaded without a restart, and a
 //! bad pair is refused while the current one stays in service.
+//!
+//! With a client CA bundle (`tls_client_ca_file`) the server also asks every client for a
+//! certificate (mutual TLS). A client may send none and still connect (keys that do not demand
+//! one keep working); a certificate that does not chain to the bundle ends the handshake. The
+//! bundle is watched and reloaded with the pair.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -15,6 +20,7 @@ use rustls::ServerConfig;
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
 
 /// What can go wrong setting up TLS.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +40,18 @@ pub enum TlsError {
     /// The self-signed certificate could not be generated.
     #[error("certificate generation: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The client CA bundle cannot verify client certificates.
+    #[error("{path}: client CA bundle: {reason}")]
+    ClientCa { path: PathBuf, reason: String },
+}
+
+/// The files TLS is served from: the certificate chain and key, and the bundle of CAs whose
+/// client certificates are accepted (none: no client certificate is asked for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The process-wide crypto provider; call once before any TLS is used.
@@ -90,8 +108,10 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
 pub const PROTOCOL_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A server configuration from PEM files, offering HTTP/2 and HTTP/1.1.
-pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// A server configuration from PEM files, offering HTTP/2 and HTTP/1.1, asking for a client
+/// certificate when `files` name a client CA bundle.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_path, key_path) = (files.cert.as_path(), files.key.as_path());
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|_| TlsError::Pem {
             path: cert_path.to_path_buf(),
@@ -112,12 +132,43 @@ pub fn server_config(cert_path: &Path, key_path: &Path) -> Result<Arc<ServerConf
         path: key_path.to_path_buf(),
         what: "private key",
     })?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(PROTOCOL_VERSIONS)?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A verifier of client certificates against the CAs in `path`: a certificate that chains to
+/// one of them is accepted, none at all too (the key decides whether it needs one), any other
+/// certificate ends the handshake.
+fn client_verifier(
+    path: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let refused = |reason: String| TlsError::ClientCa {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| refused(format!("cannot read it: {e}")))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| refused(format!("not a PEM certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| refused(format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(refused("no CA certificate in it".to_owned()));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| refused(e.to_string()))
 }
 
 /// How often the certificate and key files are looked at.
@@ -146,38 +197,47 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// Decides when the certificate and key files are to be loaded again.
+/// The stamps of every file of a [`TlsFiles`] (the client CA bundle's only when set).
+type Stamps = (Option<FileStamp>, Option<FileStamp>, Option<FileStamp>);
+
+fn stamps(files: &TlsFiles) -> Stamps {
+    (
+        stamp(&files.cert),
+        stamp(&files.key),
+        files.client_ca.as_deref().and_then(stamp),
+    )
+}
+
+/// Decides when the certificate, key and client CA files are to be loaded again.
 ///
 /// A change is acted on once the files have stayed the same for one look, so a pair written
-/// in two steps (certificate, then key) is loaded once, whole. A pair that failed to load is
-/// not tried again until the files change again (or on an explicit request), so a bad pair
+/// in two steps (certificate, then key) is loaded once, whole. A set that failed to load is
+/// not tried again until the files change again (or on an explicit request), so a bad file
 /// is reported once, not every second.
 #[derive(Debug)]
 pub struct CertificateWatch {
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    files: TlsFiles,
     /// The files as they were when last loaded (or tried).
-    loaded: (Option<FileStamp>, Option<FileStamp>),
+    loaded: Stamps,
     /// The files as they were at the previous look.
-    previous: (Option<FileStamp>, Option<FileStamp>),
+    previous: Stamps,
 }
 
 impl CertificateWatch {
-    /// Watches a pair that has just been loaded.
-    pub fn new(cert_path: &Path, key_path: &Path) -> Self {
-        let now = (stamp(cert_path), stamp(key_path));
+    /// Watches files that have just been loaded.
+    pub fn new(files: &TlsFiles) -> Self {
+        let now = stamps(files);
         CertificateWatch {
-            cert_path: cert_path.to_path_buf(),
-            key_path: key_path.to_path_buf(),
+            files: files.clone(),
             loaded: now.clone(),
             previous: now,
         }
     }
 
-    /// One look at the files. Returns the new configuration when the pair changed (or when
-    /// `forced`), or why the new pair cannot be used; `None` when there is nothing to do.
+    /// One look at the files. Returns the new configuration when they changed (or when
+    /// `forced`), or why the new files cannot be used; `None` when there is nothing to do.
     pub fn poll(&mut self, forced: bool) -> Option<Result<Arc<ServerConfig>, TlsError>> {
-        let now = (stamp(&self.cert_path), stamp(&self.key_path));
+        let now = stamps(&self.files);
         let settled = now == self.previous;
         self.previous = now.clone();
         let changed = settled && now != self.loaded;
@@ -185,22 +245,21 @@ impl CertificateWatch {
             return None;
         }
         self.loaded = now;
-        Some(server_config(&self.cert_path, &self.key_path))
+        Some(server_config(&self.files))
     }
 }
 
-/// Keeps `served` in step with the certificate and key files: looks at them every second and
-/// loads them again on SIGHUP. Connections already open keep the configuration they began
-/// with; new handshakes get the new one. A pair that cannot be used is logged and the current
-/// one kept. The SIGHUP handler is in place when this returns (call it inside the runtime);
-/// the future runs until it is dropped.
+/// Keeps `served` in step with the certificate, key and client CA files: looks at them every
+/// second and loads them again on SIGHUP. Connections already open keep the configuration
+/// they began with; new handshakes get the new one. Files that cannot be used are logged and
+/// the current configuration kept. The SIGHUP handler is in place when this returns (call it
+/// inside the runtime); the future runs until it is dropped.
 pub fn reload_on_change(
     served: RustlsConfig,
-    cert_path: PathBuf,
-    key_path: PathBuf,
+    files: TlsFiles,
 ) -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let watch = CertificateWatch::new(&cert_path, &key_path);
+    let watch = CertificateWatch::new(&files);
     let hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(error) => {
@@ -208,7 +267,7 @@ pub fn reload_on_change(
             None
         }
     };
-    reload_loop(served, watch, hangup, cert_path)
+    reload_loop(served, watch, hangup, files.cert)
 }
 
 async fn reload_loop(
@@ -258,6 +317,14 @@ mod tests {
         ensure_self_signed(dir).unwrap()
     }
 
+    fn files(cert: &Path, key: &Path) -> TlsFiles {
+        TlsFiles {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            client_ca: None,
+        }
+    }
+
     /// Moves a freshly made pair over `cert` and `key`, as a deployment tool would.
     fn replace_pair(scratch: &Path, cert: &Path, key: &Path) {
         let (new_cert, new_key) = pair_in(scratch);
@@ -269,7 +336,7 @@ mod tests {
     fn only_tls_1_2_and_1_3_with_forward_secret_aead_suites_are_offered() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair_in(dir.path());
-        let config = server_config(&cert, &key).unwrap();
+        let config = server_config(&files(&cert, &key)).unwrap();
         let versions: Vec<_> = PROTOCOL_VERSIONS.iter().map(|v| v.version).collect();
         assert_eq!(
             versions,
@@ -303,7 +370,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let (cert, key) = pair_in(dir.path());
-        let mut watch = CertificateWatch::new(&cert, &key);
+        let mut watch = CertificateWatch::new(&files(&cert, &key));
         assert!(watch.poll(false).is_none(), "nothing changed");
 
         replace_pair(scratch.path(), &cert, &key);
@@ -320,7 +387,7 @@ mod tests {
     fn a_bad_pair_is_reported_once_and_not_served() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair_in(dir.path());
-        let mut watch = CertificateWatch::new(&cert, &key);
+        let mut watch = CertificateWatch::new(&files(&cert, &key));
         let other = tempfile::tempdir().unwrap();
         let (_, other_key) = pair_in(other.path());
         // A key that does not belong to the certificate.
@@ -343,7 +410,87 @@ mod tests {
     fn a_forced_reload_loads_the_files_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = pair_in(dir.path());
-        let mut watch = CertificateWatch::new(&cert, &key);
+        let mut watch = CertificateWatch::new(&files(&cert, &key));
         assert!(matches!(watch.poll(true), Some(Ok(_))));
+    }
+
+    /// A fresh CA certificate (PEM), as an organisation's client CA would be.
+    fn client_ca_pem() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn a_client_ca_bundle_makes_the_server_ask_for_an_optional_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair_in(dir.path());
+        let ca = dir.path().join("clients.pem");
+        fs::write(&ca, client_ca_pem()).unwrap();
+        let verifier = client_verifier(&ca).unwrap();
+        assert!(verifier.offer_client_auth());
+        assert!(
+            !verifier.client_auth_mandatory(),
+            "clients without a certificate still connect"
+        );
+        server_config(&TlsFiles {
+            client_ca: Some(ca),
+            ..files(&cert, &key)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn an_unusable_client_ca_bundle_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair_in(dir.path());
+        let ca = dir.path().join("clients.pem");
+        for content in ["", "not a certificate"] {
+            fs::write(&ca, content).unwrap();
+            let refused = server_config(&TlsFiles {
+                client_ca: Some(ca.clone()),
+                ..files(&cert, &key)
+            });
+            assert!(
+                matches!(refused, Err(TlsError::ClientCa { .. })),
+                "{content:?}: {refused:?}"
+            );
+        }
+        let missing = server_config(&TlsFiles {
+            client_ca: Some(dir.path().join("missing.pem")),
+            ..files(&cert, &key)
+        });
+        assert!(matches!(missing, Err(TlsError::ClientCa { .. })));
+    }
+
+    #[test]
+    fn a_changed_client_ca_bundle_is_loaded_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pair_in(dir.path());
+        let ca = dir.path().join("clients.pem");
+        fs::write(&ca, client_ca_pem()).unwrap();
+        let mut watch = CertificateWatch::new(&TlsFiles {
+            client_ca: Some(ca.clone()),
+            ..files(&cert, &key)
+        });
+        assert!(watch.poll(false).is_none(), "nothing changed");
+        let renamed = dir.path().join("clients.pem.new");
+        fs::write(&renamed, format!("{}{}", client_ca_pem(), client_ca_pem())).unwrap();
+        fs::rename(&renamed, &ca).unwrap();
+        assert!(
+            watch.poll(false).is_none(),
+            "changed just now: wait one look"
+        );
+        assert!(matches!(watch.poll(false), Some(Ok(_))), "a reload");
+
+        fs::write(&renamed, "not a certificate").unwrap();
+        fs::rename(&renamed, &ca).unwrap();
+        assert!(watch.poll(false).is_none());
+        let refused = watch.poll(false).expect("an attempt");
+        assert!(
+            matches!(refused, Err(TlsError::ClientCa { .. })),
+            "{refused:?}"
+        );
     }
 }

@@ -26,6 +26,9 @@ pub struct ApiKeyRecord {
     pub user_id: Option<String>,
     /// The key that made this one; revoking it revokes this one.
     pub parent_id: Option<String>,
+    /// The SHA-256 (64 lowercase hex digits) of the client certificate the key must be used
+    /// with; `None`: no certificate needed.
+    pub client_cert_sha256: Option<String>,
 }
 
 /// API keys.
@@ -53,7 +56,7 @@ pub trait ApiKeys {
 }
 
 const COLUMNS: &str = "id, account_id, name, hash, scopes, created_at, expires_at, revoked_at, \
-     last_used_at, allowed_ips, user_id, parent_id";
+     last_used_at, allowed_ips, user_id, parent_id, client_cert_sha256";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     Ok(ApiKeyRecord {
@@ -69,6 +72,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         allowed_ips: r.get(9)?,
         user_id: r.get(10)?,
         parent_id: r.get(11)?,
+        client_cert_sha256: r.get(12)?,
     })
 }
 
@@ -77,7 +81,8 @@ impl ApiKeys for Db<'_> {
         self.conn()
             .prepare_cached(
                 "INSERT INTO api_keys (id, account_id, name, hash, scopes, created_at, expires_at, \
-                 allowed_ips, user_id, parent_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 allowed_ips, user_id, parent_id, client_cert_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 key.id,
@@ -89,7 +94,8 @@ impl ApiKeys for Db<'_> {
                 key.expires_at,
                 key.allowed_ips,
                 key.user_id,
-                key.parent_id
+                key.parent_id,
+                key.client_cert_sha256
             ])?;
         Ok(())
     }

@@ -50,6 +50,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0008_member_allowlists.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0009_key_client_certs.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.

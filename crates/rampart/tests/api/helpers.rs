@@ -208,6 +208,15 @@ impl TestApp {
             .expect("an HTTP/1.1 client")
     }
 
+    /// A client that presents `identity` (a client certificate and its key, PEM) when the
+    /// server asks for one (mutual TLS).
+    pub fn client_with_identity(&self, identity: reqwest::Identity) -> reqwest::Client {
+        client_builder(&self.data_dir, self.addr)
+            .identity(identity)
+            .build()
+            .expect("an HTTPS client with a client certificate")
+    }
+
     /// A client whose connections come from `local` (any 127.0.0.0/8 address works on
     /// loopback), to test rules by client address.
     pub fn client_from(&self, local: std::net::IpAddr) -> reqwest::Client {

@@ -16,6 +16,7 @@ mod isolation;
 mod key_hierarchy;
 mod matrix;
 mod messages;
+mod mtls;
 mod narrow_scopes;
 mod openapi;
 mod operations;

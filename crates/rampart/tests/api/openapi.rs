@@ -397,6 +397,10 @@ async fn the_input_rules_the_server_enforces_are_in_the_schema() {
     }
     assert!(names.contains(&json!("inbound:read")) && names.contains(&json!("*")));
     assert_eq!(create["properties"]["expires_at"]["format"], "date-time");
+    let cert = &create["properties"]["client_cert_sha256"];
+    assert!(cert["pattern"].as_str().unwrap().contains("{64}"), "{cert}");
+    let shown = &schemas["ApiKeyView"]["properties"]["client_cert_sha256"];
+    assert_eq!(shown["pattern"], "^[0-9a-f]{64}$", "{shown}");
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ async fn key_with_networks(
                 scopes: vec!["messages:read".into(), "keys:manage".into()],
                 expires_at: None,
                 allowed_ips: networks.iter().map(|n| (*n).to_owned()).collect(),
+                client_cert_sha256: None,
             },
         )
         .await
@@ -189,6 +190,7 @@ async fn denied_addresses_are_refused_even_with_a_valid_key_and_proxies_name_the
                 scopes: vec!["messages:read".into()],
                 expires_at: None,
                 allowed_ips: Vec::new(),
+                client_cert_sha256: None,
             },
         )
         .await

@@ -84,6 +84,7 @@ async fn sensitive_changes_need_a_sign_in_within_ten_minutes() {
         scopes: vec!["messages:send".into()],
         expires_at: None,
         allowed_ips: Vec::new(),
+        client_cert_sha256: None,
     };
     let fresh = caller(&bench, &session).unwrap();
     let made = bench.app.issue_api_key(&fresh, new_key()).await.unwrap();

@@ -238,6 +238,7 @@ async fn operators_act_over_the_instance_only_from_the_operators_networks() {
                     scopes,
                     expires_at: None,
                     allowed_ips: Vec::new(),
+                    client_cert_sha256: None,
                 },
             )
             .await

@@ -7,6 +7,7 @@ use rampart::app::api_keys::NewApiKey;
 use rampart::app::{Actor, App, Caller};
 use rampart::clock::{self, Millis};
 use rampart::network::client_cert::CertFingerprint;
+use rampart::network::rate_limit::{Rate, RateSettings};
 
 #[derive(Subcommand)]
 pub enum AccountCommand {
@@ -25,6 +26,27 @@ pub enum AccountCommand {
         /// Comma-separated, e.g. `203.0.113.0/24,2001:db8::/32`.
         #[arg(long, value_delimiter = ',')]
         ips: Vec<String>,
+    },
+    /// Set an account's rate limits, replacing the server's (`[rate_limits]`) for it; its
+    /// admins may tighten them. A limit not given is the server's again; a rate of 0 lifts
+    /// it. With --show, only print them.
+    RateLimits {
+        #[arg(long)]
+        account: String,
+        /// Requests per second for each API key of the account.
+        #[arg(long)]
+        key_per_second: Option<u32>,
+        /// Requests at once for each key (default: the rate).
+        #[arg(long, requires = "key_per_second")]
+        key_burst: Option<u32>,
+        /// Requests per second for all the account's keys together.
+        #[arg(long)]
+        account_per_second: Option<u32>,
+        /// Requests at once for the account (default: the rate).
+        #[arg(long, requires = "account_per_second")]
+        account_burst: Option<u32>,
+        #[arg(long, conflicts_with_all = ["key_per_second", "account_per_second"])]
+        show: bool,
     },
 }
 
@@ -94,6 +116,40 @@ pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<(
                     list.names().join(", ")
                 );
             }
+        }
+        AccountCommand::RateLimits {
+            account,
+            key_per_second,
+            key_burst,
+            account_per_second,
+            account_burst,
+            show,
+        } => {
+            let limits = if show {
+                app.rate_limits_of(&account)?
+            } else {
+                let rate = |per_second: Option<u32>, burst: Option<u32>| {
+                    per_second.map(|per_second| Rate {
+                        per_second,
+                        burst: burst.unwrap_or(0),
+                    })
+                };
+                let settings = RateSettings {
+                    api_key: rate(key_per_second, key_burst),
+                    account: rate(account_per_second, account_burst),
+                };
+                app.set_account_rate_limits(&Actor::Operator, &account, settings)
+                    .await?
+            };
+            let show = |rate: Rate| match rate.per_second {
+                0 => "no limit".to_owned(),
+                n => format!("{n}/s, bursts of {}", rate.effective_burst()),
+            };
+            println!(
+                "{account}: each key {}; the account {}",
+                show(limits.effective.api_key),
+                show(limits.effective.account)
+            );
         }
         AccountCommand::List => {
             for account in app.list_accounts()? {

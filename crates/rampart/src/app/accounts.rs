@@ -5,6 +5,7 @@ use super::audit::{Action, Actor, AuditEvent, Caller};
 use super::{App, AppError};
 use crate::identity::Scope;
 use crate::network::ip::{AccountNetworks, IpList};
+use crate::network::rate_limit::{AccountRates, Rate, RateSettings, Rates};
 use crate::store::accounts::AccountRecord;
 
 impl App {
@@ -163,6 +164,130 @@ impl App {
         Ok(IpList::from_stored(&stored))
     }
 
+    /// The account's rate limits (`account:manage` in it, or an operator's `accounts:manage`).
+    pub fn account_rate_limits(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+    ) -> Result<AccountRateLimits, AppError> {
+        self.member_scope(caller, account_id, Scope::AccountManage)?;
+        self.rate_limits_of(account_id)
+    }
+
+    /// The account's rate limits as the local operator sees them.
+    pub fn rate_limits_of(&self, account_id: &str) -> Result<AccountRateLimits, AppError> {
+        let (operator, account) = self
+            .store
+            .read(|tx| tx.account_rate_limits(account_id))?
+            .ok_or(AppError::NotFound("account"))?;
+        let rates = AccountRates::from_stored(&operator, &account);
+        let server = self.rate_limits.server();
+        Ok(AccountRateLimits {
+            server,
+            operator: rates.operator,
+            account: rates.account,
+            effective: rates.effective(server),
+        })
+    }
+
+    /// Sets the operator's rate limits of an account, as the local operator does
+    /// (`rampart account rate-limits`): they replace the server's for it, and may lift them.
+    pub async fn set_account_rate_limits(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        settings: RateSettings,
+    ) -> Result<AccountRateLimits, AppError> {
+        validate_rates(settings)?;
+        let now = self.clock.now_ms();
+        let audit = AuditEvent::instance(actor, Action::AccountRateLimitsSet, account_id, now);
+        self.store_rate_limits(audit, account_id, true, settings)
+            .await
+    }
+
+    /// The same over the API, by an operator with `accounts:manage` (after a recent sign-in
+    /// for a person).
+    pub async fn set_operator_rate_limits(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+        settings: RateSettings,
+    ) -> Result<AccountRateLimits, AppError> {
+        // `accounts:manage` is server-wide: only operators hold it.
+        self.member_scope(caller, account_id, Scope::AccountsManage)?;
+        self.require_recent_authentication(caller)?;
+        validate_rates(settings)?;
+        let now = self.clock.now_ms();
+        let audit = AuditEvent::by(caller, Action::AccountRateLimitsSet, account_id, now);
+        self.store_rate_limits(audit, account_id, true, settings)
+            .await
+    }
+
+    /// The account's own rate limits, set by its admins (`account:manage`, after a recent
+    /// sign-in for a person) within the operator's (or the server's): never more requests
+    /// or a larger burst than those allow, and no lifting of a limit.
+    pub async fn set_member_rate_limits(
+        &self,
+        caller: &Caller,
+        account_id: &str,
+        settings: RateSettings,
+    ) -> Result<AccountRateLimits, AppError> {
+        self.member_scope(caller, account_id, Scope::AccountManage)?;
+        self.require_recent_authentication(caller)?;
+        validate_rates(settings)?;
+        let current = self.rate_limits_of(account_id)?;
+        let ceiling = AccountRates {
+            operator: current.operator,
+            account: RateSettings::default(),
+        }
+        .ceiling(current.server);
+        for (name, own, ceiling) in [
+            ("api_key", settings.api_key, ceiling.api_key),
+            ("account", settings.account, ceiling.account),
+        ] {
+            if let Some(own) = own
+                && !own.within(ceiling)
+            {
+                return Err(AppError::forbidden(
+                    "rate_limit_escalation",
+                    format!(
+                        "the {name} limit may not exceed {} per second with bursts of {}, \
+                         set by the operator",
+                        ceiling.per_second,
+                        ceiling.effective_burst()
+                    ),
+                ));
+            }
+        }
+        let now = self.clock.now_ms();
+        let audit = AuditEvent::by(caller, Action::AccountRateLimitsSet, account_id, now);
+        self.store_rate_limits(audit, account_id, false, settings)
+            .await
+    }
+
+    async fn store_rate_limits(
+        &self,
+        mut audit: AuditEvent,
+        account_id: &str,
+        by_operator: bool,
+        settings: RateSettings,
+    ) -> Result<AccountRateLimits, AppError> {
+        audit.account_id = Some(account_id.to_owned());
+        let (account, stored) = (account_id.to_owned(), settings.to_stored());
+        let found = self
+            .write_audited(
+                audit,
+                move |tx| tx.set_account_rate_limits(&account, by_operator, &stored),
+                |x| *x,
+            )
+            .await?;
+        if !found {
+            return Err(AppError::NotFound("account"));
+        }
+        self.announce_key_change()?;
+        self.rate_limits_of(account_id)
+    }
+
     /// Every account, oldest first.
     pub fn list_accounts(&self) -> Result<Vec<AccountRecord>, AppError> {
         Ok(self.store.read(|tx| tx.list_accounts())?)
@@ -205,4 +330,31 @@ impl App {
 fn parse_allowed_ips(entries: &[String]) -> Result<IpList, AppError> {
     IpList::parse(entries.iter().map(String::as_str))
         .map_err(|e| AppError::invalid("invalid_allowed_ips", e.to_string(), "allowed_ips"))
+}
+
+/// An account's rate limits at each level, and those in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountRateLimits {
+    /// The server's (`[rate_limits]`), for accounts without the operator's.
+    pub server: Rates,
+    pub operator: RateSettings,
+    pub account: RateSettings,
+    pub effective: Rates,
+}
+
+/// Most requests per second, or at once, a limit may name.
+pub const MAX_RATE: u32 = 1_000_000;
+
+fn validate_rates(settings: RateSettings) -> Result<(), AppError> {
+    let fits =
+        |rate: Option<Rate>| rate.is_none_or(|r| r.per_second <= MAX_RATE && r.burst <= MAX_RATE);
+    if fits(settings.api_key) && fits(settings.account) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            "invalid_rate_limit",
+            format!("rates and bursts may not exceed {MAX_RATE}"),
+            "rate_limits",
+        ))
+    }
 }

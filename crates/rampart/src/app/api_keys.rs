@@ -151,7 +151,11 @@ impl App {
             }
         }
         self.rate_limits
-            .check(&stored.id, stored.account_id.as_deref().unwrap_or_default())
+            .check(
+                &stored.id,
+                stored.account_id.as_deref().unwrap_or_default(),
+                &stored.account_rates,
+            )
             .map_err(|limited| {
                 metrics::counter!("rampart_rate_limited_total", "scope" => limited.scope)
                     .increment(1);

@@ -372,5 +372,6 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
 mod access;
 mod client_certs;
 mod passkeys;
+mod rate_limits;
 mod second_factors;
 mod sessions;

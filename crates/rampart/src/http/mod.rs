@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
+pub mod rate_limits;
 pub mod system;
 pub mod whole_number;
 
@@ -175,6 +176,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(people::change_role, people::remove_member))
         .routes(routes!(people::get_allowed_ips, people::set_allowed_ips))
         .routes(routes!(people::set_operator_allowed_ips))
+        .routes(routes!(
+            rate_limits::get_rate_limits,
+            rate_limits::set_rate_limits
+        ))
+        .routes(routes!(rate_limits::set_operator_rate_limits))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

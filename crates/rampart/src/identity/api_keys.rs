@@ -15,6 +15,7 @@ use crate::clock::Millis;
 use crate::data::sealing::Sealer;
 use crate::network::client_cert::CertFingerprint;
 use crate::network::ip::{AccountNetworks, IpList};
+use crate::network::rate_limit::AccountRates;
 use crate::store::api_keys::ApiKeyRecord;
 
 const PREFIX: &str = "rk_";
@@ -89,6 +90,8 @@ pub struct StoredApiKey {
     /// Networks its account's keys may be used from (the operator's list and the account's
     /// own); filled when the key is loaded for authentication.
     pub account_networks: AccountNetworks,
+    /// Its account's rate limits (the operator's and the admins'); filled with the networks.
+    pub account_rates: AccountRates,
     /// The person it belongs to, if a person made it.
     pub user_id: Option<String>,
     /// The key that made it.
@@ -139,6 +142,7 @@ impl From<ApiKeyRecord> for StoredApiKey {
             last_used_at: r.last_used_at,
             allowed_ips: IpList::from_stored(&r.allowed_ips),
             account_networks: AccountNetworks::default(),
+            account_rates: AccountRates::default(),
             user_id: r.user_id,
             parent_id: r.parent_id,
             // The column's CHECK admits only what parses; should anything else ever be there,
@@ -174,6 +178,7 @@ pub fn issue(
         last_used_at: None,
         allowed_ips: IpList::default(),
         account_networks: AccountNetworks::default(),
+        account_rates: AccountRates::default(),
         user_id: None,
         parent_id: None,
         client_cert_sha256: None,
@@ -239,6 +244,7 @@ mod tests {
             last_used_at: None,
             allowed_ips: IpList::default(),
             account_networks: AccountNetworks::default(),
+            account_rates: AccountRates::default(),
             user_id: None,
             parent_id: None,
             client_cert_sha256: None,

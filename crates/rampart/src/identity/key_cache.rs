@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::api_keys::StoredApiKey;
 use crate::network::ip::AccountNetworks;
+use crate::network::rate_limit::AccountRates;
 use crate::store::{Store, StoreError};
 
 /// The epoch file's identity: inode and modification time.
@@ -93,12 +94,16 @@ impl KeyCache {
             let Some(record) = tx.find_api_key(id)? else {
                 return Ok(None);
             };
-            let (operator, account) = match &record.account_id {
-                Some(account) => tx.account_networks(account)?,
+            let ((operator, account), (operator_rates, account_rates)) = match &record.account_id {
+                Some(account) => (
+                    tx.account_networks(account)?,
+                    tx.account_rate_limits(account)?.unwrap_or_default(),
+                ),
                 None => Default::default(),
             };
             let mut key = StoredApiKey::from(record);
             key.account_networks = AccountNetworks::from_stored(&operator, &account);
+            key.account_rates = AccountRates::from_stored(&operator_rates, &account_rates);
             Ok::<_, StoreError>(Some(Arc::new(key)))
         })?;
         if !settled {
@@ -145,6 +150,7 @@ mod tests {
                         last_used_at: None,
                         allowed_ips: IpList::default(),
                         account_networks: AccountNetworks::default(),
+                        account_rates: AccountRates::default(),
                         user_id: None,
                         parent_id: None,
                         client_cert_sha256: None,
@@ -204,6 +210,7 @@ mod tests {
                         last_used_at: None,
                         allowed_ips: IpList::default(),
                         account_networks: AccountNetworks::default(),
+                        account_rates: AccountRates::default(),
                         user_id: None,
                         parent_id: None,
                         client_cert_sha256: None,

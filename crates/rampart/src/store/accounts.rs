@@ -42,6 +42,18 @@ pub trait Accounts {
     /// Sets them; false when there is no such account.
     fn set_account_allowed_ips(&self, account_id: &str, networks: &str)
     -> Result<bool, StoreError>;
+    /// The operator's rate limits of the account and its admins' (stored form); `None` when
+    /// there is no such account.
+    fn account_rate_limits(&self, account_id: &str)
+    -> Result<Option<(String, String)>, StoreError>;
+    /// Sets the operator's (`by_operator`) or the admins' rate limits; false when there is no
+    /// such account.
+    fn set_account_rate_limits(
+        &self,
+        account_id: &str,
+        by_operator: bool,
+        limits: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 fn account_from_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
@@ -142,6 +154,35 @@ impl Accounts for Db<'_> {
             .conn()
             .prepare_cached("UPDATE accounts SET allowed_ips = ?2 WHERE id = ?1")?
             .execute([account_id, networks])?
+            == 1)
+    }
+
+    fn account_rate_limits(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT rate_limits, member_rate_limits FROM accounts WHERE id = ?1")?
+            .query_row([account_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn set_account_rate_limits(
+        &self,
+        account_id: &str,
+        by_operator: bool,
+        limits: &str,
+    ) -> Result<bool, StoreError> {
+        let sql = if by_operator {
+            "UPDATE accounts SET rate_limits = ?2 WHERE id = ?1"
+        } else {
+            "UPDATE accounts SET member_rate_limits = ?2 WHERE id = ?1"
+        };
+        Ok(self
+            .conn()
+            .prepare_cached(sql)?
+            .execute([account_id, limits])?
             == 1)
     }
 }

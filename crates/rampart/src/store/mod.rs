@@ -53,6 +53,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0009_key_client_certs.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0010_account_rate_limits.sql"
+    )),
 ];
 
 /// Most jobs folded into one transaction.

@@ -133,6 +133,21 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ),
     (
         "GET",
+        "/v1/accounts/{id}/rate-limits",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/rate-limits",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/operator-rate-limits",
+        AnyOf(ACCOUNTS),
+    ),
+    (
+        "GET",
         "/v1/accounts/{id}/security",
         AnyOf(&["members:read", "accounts:manage"]),
     ),
@@ -393,6 +408,13 @@ async fn harmless_request(
             format!("/v1/accounts/{account}/operator-allowed-ips"),
             Some(json!({"operator_allowed_ips": []})),
         ),
+        ("GET", "/v1/accounts/{id}/rate-limits") => {
+            (format!("/v1/accounts/{account}/rate-limits"), None)
+        }
+        ("PUT", "/v1/accounts/{id}/rate-limits" | "/v1/accounts/{id}/operator-rate-limits") => (
+            path.replace("{id}", account),
+            Some(json!({"api_key": null, "account": null})),
+        ),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
             Some(json!({"require_2fa": false, "allow_sms_factor": true,
@@ -570,6 +592,7 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
             Some(json!({"operator_allowed_ips": []}))
         }
         "PUT" if path.ends_with("/allowed-ips") => Some(json!({"allowed_ips": []})),
+        "PUT" if path.ends_with("rate-limits") => Some(json!({"api_key": null})),
         "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
             "password_max_age_days": null, "password_history": 0})),
         _ => None,

@@ -47,6 +47,8 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/roles", &["get"]),
         ("/v1/accounts/{id}/allowed-ips", &["get", "put"]),
         ("/v1/accounts/{id}/operator-allowed-ips", &["put"]),
+        ("/v1/accounts/{id}/rate-limits", &["get", "put"]),
+        ("/v1/accounts/{id}/operator-rate-limits", &["put"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),

@@ -1,12 +1,14 @@
 //! Rate limits against the real server: a key far over its limit gets 429s with Retry-After and
-//! its policy, while another key of the account keeps being served promptly (p99 under 50 ms).
+//! its policy, while another key of the account keeps being served promptly (p99 under 50 ms);
+//! and an account's own limits, set by the operator and tightened by its admins.
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::reply::Reply;
 
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(4);
@@ -92,4 +94,155 @@ async fn a_key_over_its_limit_gets_429s_while_another_key_is_served() {
         waits[waits.len() / 2],
         waits[waits.len() - 1]
     );
+}
+
+async fn put(app: &TestApp, path: &str, key: &str, body: serde_json::Value) -> Reply {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    app.request(
+        reqwest::Method::PUT,
+        path,
+        key,
+        Some((Some("application/json"), bytes)),
+        &[],
+    )
+    .await
+}
+
+/// Requests in a row until the first 429 (at most `most`), and that refusal.
+async fn served_before_refusal(app: &TestApp, key: &str, most: usize) -> (usize, Option<Reply>) {
+    for served in 0..most {
+        let reply = app.get("/v1/messages?limit=1", key).await;
+        match reply.status {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => return (served, Some(reply)),
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    (most, None)
+}
+
+#[tokio::test]
+async fn an_operator_sets_an_accounts_limits_and_its_admins_tighten_them_within() {
+    let app = spawn_app();
+    let account = app
+        .cli(&["account", "list"])
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The operator gives the account 1 request a second, 3 at once, for all its keys.
+    let shown = app.cli(&[
+        "account",
+        "rate-limits",
+        "--account",
+        &account,
+        "--account-per-second",
+        "1",
+        "--account-burst",
+        "3",
+    ]);
+    assert!(shown.contains("the account 1/s, bursts of 3"), "{shown}");
+    let (served, refusal) = served_before_refusal(&app, &app.key, 10).await;
+    assert_eq!(served, 3);
+    let refusal = refusal.unwrap();
+    refusal.assert_problem(429, "rate_limited");
+    assert_eq!(refusal.header("ratelimit-policy"), Some("1;w=1;burst=3"));
+    assert!(refusal.header("retry-after").is_some());
+
+    // A new limit counts afresh at once.
+    app.cli(&[
+        "account",
+        "rate-limits",
+        "--account",
+        &account,
+        "--account-per-second",
+        "100",
+    ]);
+    // The account's admin sees the levels, and may tighten but not loosen them.
+    let path = format!("/v1/accounts/{account}/rate-limits");
+    let limits = app.get(&path, &app.key).await;
+    assert_eq!(limits.status, StatusCode::OK, "{}", limits.text);
+    let limits = limits.json();
+    assert_eq!(
+        limits["operator"]["account"],
+        json!({"per_second": 100, "burst": 0})
+    );
+    assert_eq!(
+        limits["effective"]["account"],
+        json!({"per_second": 100, "burst": 0})
+    );
+    assert_eq!(limits["operator"]["api_key"], json!(null));
+    assert_eq!(
+        limits["server"]["api_key"],
+        json!({"per_second": 0, "burst": 0})
+    );
+    put(
+        &app,
+        &path,
+        &app.key,
+        json!({"account": {"per_second": 101}}),
+    )
+    .await
+    .assert_problem(403, "rate_limit_escalation");
+    put(
+        &app,
+        &path,
+        &app.key,
+        json!({"account": {"per_second": -1}}),
+    )
+    .await
+    .assert_problem(422, "invalid_field");
+    put(
+        &app,
+        &path,
+        &app.key,
+        json!({"account": {"per_second": 1}, "extra": 1}),
+    )
+    .await
+    .assert_problem(422, "invalid_field");
+    // Only an operator sets the operator's level.
+    let ops_path = format!("/v1/accounts/{account}/operator-rate-limits");
+    put(&app, &ops_path, &app.key, json!({}))
+        .await
+        .assert_problem(403, "insufficient_scope");
+    let (_, another) = app.create_key(&["messages:read"], None).await;
+    let tighter = put(
+        &app,
+        &path,
+        &app.key,
+        json!({"api_key": {"per_second": 1, "burst": 1}}),
+    )
+    .await;
+    assert_eq!(tighter.status, StatusCode::OK, "{}", tighter.text);
+    assert_eq!(
+        tighter.json()["effective"]["api_key"],
+        json!({"per_second": 1, "burst": 1})
+    );
+    let (served, refusal) = served_before_refusal(&app, &another, 10).await;
+    assert_eq!(served, 1, "each key: 1 at once");
+    assert_eq!(
+        refusal.unwrap().header("ratelimit-policy"),
+        Some("1;w=1;burst=1")
+    );
+
+    // The operator clears the admins' level and lifts the account's limit: served freely.
+    let ops = app.operator_key();
+    let cleared = put(&app, &path, &ops, json!({})).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text);
+    let lifted = put(&app, &ops_path, &ops, json!({"account": {"per_second": 0}})).await;
+    assert_eq!(lifted.status, StatusCode::OK, "{}", lifted.text);
+    assert_eq!(
+        lifted.json()["effective"],
+        json!({"api_key": {"per_second": 0, "burst": 0}, "account": {"per_second": 0, "burst": 0}})
+    );
+    let (served, _) = served_before_refusal(&app, &app.key, 300).await;
+    assert_eq!(served, 300, "the account is not limited any more");
+    put(
+        &app,
+        &ops_path,
+        &ops,
+        json!({"account": {"per_second": 2_000_000}}),
+    )
+    .await
+    .assert_problem(422, "invalid_rate_limit");
 }

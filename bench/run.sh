@@ -17,6 +17,7 @@
 #   BENCH_NO_BUILD=1       skip `cargo build` (use the binaries as they are)
 #   BENCH_ACCESS_RULES=1   run with every access rule on, set above the load: the key and its
 #                          account limited to loopback, rate limits per key and per account
+#                          (the server's, and the account's own set by the operator)
 #   BENCH_ONLY             run only the scenarios whose title contains this text,
 #                          e.g. "concurrency 64"
 set -euo pipefail
@@ -102,6 +103,10 @@ start_server() {
         account=$("$rampart_bin" account list --data-dir "$data_dir" 2>>"$log" | cut -f1 | head -1)
         "$rampart_bin" account allow-ips --data-dir "$data_dir" --account "$account" \
             --ips 127.0.0.0/8,::1 >>"$log" 2>&1
+        # The account's own limits (an operator's), so the per-account limiters are measured.
+        "$rampart_bin" account rate-limits --data-dir "$data_dir" --account "$account" \
+            --key-per-second 900000 --key-burst 900000 \
+            --account-per-second 900000 --account-burst 900000 >>"$log" 2>&1
     fi
     if [[ $api_key != rk_* ]]; then
         echo "run.sh: rampart apikey create made no key; its log:" >&2
@@ -131,6 +136,22 @@ start_server() {
     export BENCH_API_KEY=$api_key
 }
 
+# The server's CPU time (user + system, warm-up and start-up included) and, from the run's
+# msgs/s over warm-up and window, about how much of it each message took: a figure that
+# depends less on the disk's fsync latency than throughput does.
+server_cpu() {
+    local ticks hz msgs_per_s secs
+    ticks=$(awk '{print $14 + $15}' "/proc/$server_pid/stat" 2>/dev/null) || return 0
+    hz=$(getconf CLK_TCK)
+    msgs_per_s=$(grep -E '^ +[0-9]+  ' "$results.run" | awk '{print $6}' | tail -1)
+    secs=$(( ${duration%s} + ${warmup%s} ))
+    awk -v t="$ticks" -v hz="$hz" -v r="${msgs_per_s:-0}" -v s="$secs" -v title="$1" 'BEGIN {
+        cpu = t / hz
+        per = (r > 0) ? sprintf("%.0f", cpu * 1e6 / (r * s)) : "?"
+        printf "   [%s] server CPU %.1f s, about %s us per message\n", title, cpu, per
+    }'
+}
+
 # One run on its own fresh server: a title, then rampart-bench arguments.
 scenario() {
     local title=$1
@@ -146,6 +167,7 @@ scenario() {
     # Keep the table row (it starts with the concurrency) and the server's peak RSS.
     grep -E '^ +[0-9]+  ' "$results.run" | sed "s|\$|   [$title]|" >>"$results"
     grep -E '^server pid' "$results.run" | sed "s|^|   [$title] |" >>"$results.rss"
+    server_cpu "$title" >>"$results.rss"
     rm -f "$results.run"
     stop_server
 }
@@ -160,5 +182,5 @@ echo
 echo "== summary (latency in ms; duration $duration after $warmup warm-up, a fresh server each run)"
 echo " conc  mode          secs  requests     req/s    msgs/s      p50      p90      p99    p99.9      max  errors"
 cat "$results"
-echo "server peak RSS (VmHWM) per run:"
+echo "server peak RSS (VmHWM) and CPU per run:"
 cat "$results.rss"

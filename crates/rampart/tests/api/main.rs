@@ -29,4 +29,5 @@ mod routing_config;
 mod sandbox;
 mod session;
 mod slow_clients;
+mod tamper;
 mod tls;

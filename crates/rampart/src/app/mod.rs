@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_trail;
 pub mod bans;
 pub mod error;
 pub mod factors;

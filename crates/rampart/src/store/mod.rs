@@ -735,6 +735,40 @@ mod tests {
     }
 
     #[test]
+    fn audit_rows_written_before_the_chain_are_chained_by_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::from_slice(BASE_MIGRATIONS)
+            .to_latest(&mut conn)
+            .unwrap();
+        for target in ["key_a", "key_b", "key_c"] {
+            conn.execute(
+                "INSERT INTO audit_events (at, actor_kind, action, target, outcome) \
+                 VALUES (5, 'operator', 'api_key.issue', ?1, 'ok')",
+                [target],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        let rows = store.read(|tx| tx.audit_chain_page(0, 10)).unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut prev = audit::GENESIS_HASH.to_vec();
+        for row in rows {
+            let expected = audit::chain_hash(&prev, row.record.seq, &row.record.as_new());
+            assert_eq!(
+                row.hash.as_deref(),
+                Some(&expected[..]),
+                "seq {}",
+                row.record.seq
+            );
+            prev = expected.to_vec();
+        }
+        store.close();
+    }
+
+    #[test]
     fn a_closed_store_refuses_writes_and_the_database_is_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let (dir, store) = store();

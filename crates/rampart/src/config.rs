@@ -268,8 +268,11 @@ pub struct Sandbox {
 pub struct Audit {
     /// A signed checkpoint of the hash chain after this many events (and at shutdown).
     pub checkpoint_every: u64,
-    /// How often the server checks the whole chain and its checkpoints, in seconds; 0: never.
+    /// How often the server checks the chain and its checkpoints, in seconds; 0: never.
     pub verify_every_seconds: u64,
+    /// Every this many scheduled checks (and the first) read the whole chain; the others
+    /// read only the rows added since the last clean check. 1: always the whole chain.
+    pub full_verify_every: u64,
 }
 
 impl Default for Audit {
@@ -277,6 +280,7 @@ impl Default for Audit {
         Self {
             checkpoint_every: 1000,
             verify_every_seconds: 3600,
+            full_verify_every: 24,
         }
     }
 }

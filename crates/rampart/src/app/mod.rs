@@ -120,6 +120,8 @@ pub struct App {
     key_touches: Mutex<HashMap<String, Millis>>,
     /// Checks the audit trail's checkpoints (the scheduled integrity check).
     audit_public: ed25519_dalek::VerifyingKey,
+    /// The scheduled integrity check's progress.
+    integrity_watch: Mutex<integrity::IntegrityWatch>,
 }
 
 impl std::fmt::Debug for App {
@@ -238,6 +240,7 @@ impl App {
             operator_networks,
             delivery_wake: Arc::new(Notify::new()),
             audit_public,
+            integrity_watch: Mutex::new(integrity::IntegrityWatch::default()),
             key_touches: Mutex::new(HashMap::new()),
         })
     }

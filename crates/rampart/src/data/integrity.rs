@@ -50,6 +50,8 @@ pub struct ChainReport {
     /// The newest signed sequence number (0: none yet).
     pub last_checkpoint_seq: i64,
     pub last_seq: i64,
+    /// The newest row checked.
+    pub head: Option<ChainPosition>,
     pub findings: Vec<Finding>,
 }
 
@@ -62,6 +64,14 @@ pub struct SealedReport {
     pub findings: Vec<Finding>,
 }
 
+/// A row of the chain a check ended on: where the next check may resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainPosition {
+    pub seq: i64,
+    /// The hash stored in that row.
+    pub hash: Vec<u8>,
+}
+
 /// Checks the whole audit chain and every checkpoint (with `key`; without one, any checkpoint
 /// is a finding, since nothing can vouch for it). Reads page by page on a read-only
 /// connection, so it runs beside a live server: checkpoints are read first, and the trail is
@@ -70,8 +80,23 @@ pub fn verify_audit_chain(
     store: &Store,
     key: Option<&VerifyingKey>,
 ) -> Result<ChainReport, StoreError> {
+    verify_audit_chain_from(store, key, None)
+}
+
+/// [`verify_audit_chain`] from `from` on: only the rows and checkpoints after it, once the row
+/// at `from` is found to still hold the hash it held (the server's scheduled check resumes
+/// where its last clean run ended, so its cost follows the trail's growth, not its size).
+pub fn verify_audit_chain_from(
+    store: &Store,
+    key: Option<&VerifyingKey>,
+    from: Option<&ChainPosition>,
+) -> Result<ChainReport, StoreError> {
     let mut report = ChainReport::default();
-    let checkpoints = store.read(|tx| tx.audit_checkpoints())?;
+    let (mut prev_seq, mut prev_hash) = match from {
+        Some(from) => (from.seq, from.hash.clone()),
+        None => (0, GENESIS_HASH.to_vec()),
+    };
+    let checkpoints = store.read(|tx| tx.audit_checkpoints(prev_seq))?;
     report.checkpoints = checkpoints.len() as u64;
     let mut pending = BTreeMap::new();
     for checkpoint in checkpoints {
@@ -91,8 +116,18 @@ pub fn verify_audit_chain(
         report.last_checkpoint_seq = report.last_checkpoint_seq.max(checkpoint.seq);
         pending.insert(checkpoint.seq, checkpoint.hash);
     }
-    let mut prev_seq = 0i64;
-    let mut prev_hash = GENESIS_HASH.to_vec();
+    if let Some(from) = from {
+        let row = store.read(|tx| tx.audit_chain_page(from.seq - 1, 1))?;
+        let still = row
+            .first()
+            .is_some_and(|r| r.record.seq == from.seq && r.hash.as_ref() == Some(&from.hash));
+        if !still {
+            report.findings.push(finding(
+                format!("audit seq {}", from.seq),
+                "gone or rewritten since the last check",
+            ));
+        }
+    }
     loop {
         let page = store.read(|tx| tx.audit_chain_page(prev_seq, PAGE))?;
         if page.is_empty() {
@@ -142,6 +177,10 @@ pub fn verify_audit_chain(
         }
     }
     report.last_seq = prev_seq;
+    report.head = (prev_seq > 0).then_some(ChainPosition {
+        seq: prev_seq,
+        hash: prev_hash,
+    });
     for seq in pending.into_keys() {
         report.findings.push(finding(
             format!("checkpoint at seq {seq}"),

@@ -163,8 +163,8 @@ pub trait Audit {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<ChainedAuditRecord>, StoreError>;
-    /// Every checkpoint, oldest first.
-    fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError>;
+    /// The checkpoints after `after_seq`, oldest first.
+    fn audit_checkpoints(&self, after_seq: i64) -> Result<Vec<AuditCheckpoint>, StoreError>;
 }
 
 const COLUMNS: &str =
@@ -327,11 +327,11 @@ impl Audit for Db<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn audit_checkpoints(&self) -> Result<Vec<AuditCheckpoint>, StoreError> {
+    fn audit_checkpoints(&self, after_seq: i64) -> Result<Vec<AuditCheckpoint>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT seq, hash, at, signature FROM audit_checkpoints ORDER BY seq",
+            "SELECT seq, hash, at, signature FROM audit_checkpoints WHERE seq > ?1 ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([after_seq], |r| {
             Ok(AuditCheckpoint {
                 seq: r.get(0)?,
                 hash: r.get(1)?,

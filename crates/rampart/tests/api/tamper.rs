@@ -301,7 +301,10 @@ async fn a_database_others_can_read_is_named_by_verify() {
 
 #[tokio::test]
 async fn the_server_checks_the_chain_on_schedule_and_records_a_failure() {
-    let app = spawn_app_with(&[("RAMPART_AUDIT__VERIFY_EVERY_SECONDS", "1")]);
+    let app = spawn_app_with(&[
+        ("RAMPART_AUDIT__VERIFY_EVERY_SECONDS", "1"),
+        ("RAMPART_AUDIT__FULL_VERIFY_EVERY", "1"),
+    ]);
     app.send_to(NORMAL_NUMBER, "audited").await;
     let (passed, stdout, stderr) = app.cli_output(&["verify"]);
     assert!(passed, "verify beside a running server: {stdout}\n{stderr}");
@@ -344,4 +347,84 @@ async fn the_server_checks_the_chain_on_schedule_and_records_a_failure() {
         "{}",
         metrics.text
     );
+}
+
+/// The target of the first `security.integrity_failed` event, waiting up to 15 s for one.
+async fn first_integrity_failure(db: &Connection) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: Option<String> = db
+            .query_row(
+                "SELECT target FROM audit_events WHERE action = 'security.integrity_failed' \
+                 ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(target) = found {
+            return target;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no security.integrity_failed event"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_scheduled_check_between_full_ones_reads_only_new_rows_and_still_catches_them() {
+    let app = spawn_app_with(&[
+        ("RAMPART_AUDIT__VERIFY_EVERY_SECONDS", "1"),
+        ("RAMPART_AUDIT__FULL_VERIFY_EVERY", "1000"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !app.server_log().contains("audit trail verified") {
+        assert!(
+            Instant::now() < deadline,
+            "no clean run: {}",
+            app.server_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.send_to(NORMAL_NUMBER, "after the first check").await;
+    let db = Connection::open(app.data_dir.join("rampart.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let newest: i64 = db
+        .query_row(
+            "SELECT seq FROM audit_events WHERE action = 'messages.send'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    db.execute(
+        "UPDATE audit_events SET outcome = 'denied:forbidden' WHERE seq = ?1",
+        [newest],
+    )
+    .unwrap();
+    assert_eq!(
+        first_integrity_failure(&db).await,
+        format!("audit seq {newest}")
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_fail_against_a_pinned_public_key_that_did_not_sign_them() {
+    let stopped = stopped_server_with_messages().await;
+    let own = std::fs::read_to_string(stopped.app.data_dir.join("audit-signing.pub")).unwrap();
+    let (passed, stdout, stderr) = stopped
+        .app
+        .cli_output(&["verify", "--public-key", own.trim()]);
+    assert!(passed, "{stdout}\n{stderr}");
+    // Another instance's key stands for a key an intruder planted and re-signed with.
+    let other = stopped_server_with_messages().await;
+    let planted = std::fs::read_to_string(other.app.data_dir.join("audit-signing.pub")).unwrap();
+    let (passed, stdout, _) = stopped
+        .app
+        .cli_output(&["verify", "--public-key", planted.trim()]);
+    assert!(!passed, "{stdout}");
+    assert!(stdout.contains("bad signature"), "{stdout}");
+    let (passed, _, stderr) = stopped.app.cli_output(&["verify", "--public-key", "zz"]);
+    assert!(!passed);
+    assert!(stderr.contains("64 hex digits"), "{stderr}");
 }

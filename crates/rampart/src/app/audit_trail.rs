@@ -51,11 +51,13 @@ fn time(field: &'static str, value: Option<String>) -> Result<Option<Millis>, Ap
 
 fn text(field: &'static str, value: Option<String>) -> Result<Option<String>, AppError> {
     match value {
-        Some(v) if v.is_empty() || v.len() > MAX_FILTER_LEN => Err(AppError::invalid_filter(
-            "invalid_query",
-            format!("`{field}` must be 1 to {MAX_FILTER_LEN} characters"),
-            field,
-        )),
+        Some(v) if v.is_empty() || v.chars().count() > MAX_FILTER_LEN => {
+            Err(AppError::invalid_filter(
+                "invalid_query",
+                format!("`{field}` must be 1 to {MAX_FILTER_LEN} characters"),
+                field,
+            ))
+        }
         other => Ok(other),
     }
 }
@@ -89,13 +91,21 @@ impl App {
         let before_seq = query
             .cursor
             .map(|c| {
-                c.parse::<i64>().ok().filter(|seq| *seq > 0).ok_or_else(|| {
-                    AppError::invalid_filter(
-                        "invalid_query",
-                        "`cursor` must be the `next_cursor` of a previous page",
-                        "cursor",
-                    )
-                })
+                // Exactly the documented form (`^[1-9][0-9]{0,17}$`): `parse` alone would also
+                // take `+5` or `007`.
+                let canonical = (1..=18).contains(&c.len())
+                    && !c.starts_with('0')
+                    && c.bytes().all(|b| b.is_ascii_digit());
+                canonical
+                    .then(|| c.parse::<i64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        AppError::invalid_filter(
+                            "invalid_query",
+                            "`cursor` must be the `next_cursor` of a previous page",
+                            "cursor",
+                        )
+                    })
             })
             .transpose()?;
         let filter = AuditQuery {

@@ -139,6 +139,9 @@ async fn bad_audit_event_filters_are_problems_with_stable_codes() {
         ("limit=201", "limit"),
         ("cursor=abc", "cursor"),
         ("cursor=-5", "cursor"),
+        ("cursor=%2B5", "cursor"),
+        ("cursor=007", "cursor"),
+        ("action=", "action"),
     ] {
         let reply = app
             .get(&format!("/v1/audit-events?{query}"), &app.key)

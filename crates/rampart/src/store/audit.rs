@@ -199,20 +199,31 @@ fn chain_head(conn: &Connection) -> Result<(i64, Vec<u8>), StoreError> {
     })
 }
 
-/// Chains the rows written before the chain existed (the 0011 migration's hook).
+/// Chains the rows written before the chain existed (the 0011 migration's hook), a page at a
+/// time so a long trail does not have to fit in memory.
 pub(super) fn chain_existing_rows(conn: &Connection) -> Result<usize, StoreError> {
+    const PAGE: i64 = 10_000;
     let mut prev = GENESIS_HASH.to_vec();
-    let rows: Vec<AuditRecord> = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM audit_events ORDER BY seq"))?
-        .query_map([], from_row)?
-        .collect::<Result<_, _>>()?;
+    let (mut after, mut chained) = (i64::MIN, 0);
+    let mut select = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
     let mut update = conn.prepare("UPDATE audit_events SET hash = ?1 WHERE seq = ?2")?;
-    for row in &rows {
-        let hash = chain_hash(&prev, row.seq, &row.as_new());
-        update.execute(params![&hash[..], row.seq])?;
-        prev = hash.to_vec();
+    loop {
+        let rows: Vec<AuditRecord> = select
+            .query_map(params![after, PAGE], from_row)?
+            .collect::<Result<_, _>>()?;
+        let Some(last) = rows.last() else {
+            return Ok(chained);
+        };
+        after = last.seq;
+        for row in &rows {
+            let hash = chain_hash(&prev, row.seq, &row.as_new());
+            update.execute(params![&hash[..], row.seq])?;
+            prev = hash.to_vec();
+        }
+        chained += rows.len();
     }
-    Ok(rows.len())
 }
 
 /// Writes a signed checkpoint of the chain's head when `every` rows were added since the

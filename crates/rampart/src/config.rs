@@ -39,6 +39,7 @@ pub struct Config {
     pub messaging: Messaging,
     pub delivery: Delivery,
     pub sandbox: Sandbox,
+    pub audit: Audit,
     /// SMPP connectors declared here, beside those the CLI stores in the data directory.
     pub connectors: Vec<DeclaredConnector>,
     /// Routes declared here, beside those the CLI stores.
@@ -261,6 +262,29 @@ pub struct Sandbox {
     pub outbox_file: Option<PathBuf>,
 }
 
+/// The audit trail's checkpoints and integrity checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audit {
+    /// A signed checkpoint of the hash chain after this many events (and at shutdown).
+    pub checkpoint_every: u64,
+    /// How often the server checks the chain and its checkpoints, in seconds; 0: never.
+    pub verify_every_seconds: u64,
+    /// Every this many scheduled checks (and the first) read the whole chain; the others
+    /// read only the rows added since the last clean check. 1: always the whole chain.
+    pub full_verify_every: u64,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1000,
+            verify_every_seconds: 3600,
+            full_verify_every: 24,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -280,6 +304,7 @@ impl Default for Config {
             messaging: Messaging::default(),
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),
+            audit: Audit::default(),
             connectors: Vec::new(),
             routes: Vec::new(),
             source_file: None,

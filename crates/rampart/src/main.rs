@@ -4,6 +4,7 @@
 mod cli_admin;
 mod cli_people;
 mod cli_routing;
+mod cli_verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,14 @@ enum Command {
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
+    /// Check integrity: the audit hash chain, its signed checkpoints, every sealed field of
+    /// messages and inbound, and owner-only files. Read-only; exits 1 on any finding.
+    Verify {
+        /// The audit signing key's public half (64 hex digits, `audit-signing.pub`) kept
+        /// elsewhere: checkpoints re-signed with a key planted in the directory then fail.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 fn init_logging(config: &Config) {
@@ -86,6 +95,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(&cli.data_dir, cli.config.as_deref())?;
     init_logging(&config);
+    if let Command::Verify { public_key } = &cli.command {
+        // Before anything opens the directory for writing: verify changes nothing.
+        if !cli_verify::run(&config, public_key.as_deref())? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -102,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         // Whichever command comes first sets the data directory up the same way.
         app.bootstrap().await?;
         match cli.command {
-            Command::Serve { .. } => Ok(()),
+            Command::Serve { .. } | Command::Verify { .. } => Ok(()),
             Command::Account(command) => cli_admin::run_account(&app, command).await,
             Command::Apikey(command) => cli_admin::run_apikey(&app, command).await,
             Command::Connector(command) => cli_routing::run_connector(&app, command).await,

@@ -97,6 +97,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let (stop_routing, routing_stopped) = watch::channel(false);
     let routing = tokio::spawn(routing.run(delivery.clone(), routing_stopped));
     let bans = tokio::spawn(sync_bans(app.clone()));
+    let integrity = tokio::spawn(check_integrity(app.clone()));
     let state = AppState::new(app.clone(), delivery.clone(), metrics);
     let router = http::app(state.clone());
 
@@ -167,6 +168,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let _ = stop_routing.send(true);
     let _ = routing.await;
     bans.abort();
+    integrity.abort();
     delivery.shutdown().await;
     drop(state);
     app.close();
@@ -206,6 +208,24 @@ async fn sync_bans(app: Arc<App>) {
             && let Err(e) = app.purge_old_bans().await
         {
             tracing::warn!(error = %e, "cannot purge old bans");
+        }
+    }
+}
+
+/// Checks the audit chain and its checkpoints every `audit.verify_every_seconds` (the first
+/// time one period after start); a failure is logged, counted and audited by the use case.
+async fn check_integrity(app: Arc<App>) {
+    let every = app.config().audit.verify_every_seconds;
+    if every == 0 {
+        return;
+    }
+    let period = Duration::from_secs(every);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.check_audit_integrity().await {
+            tracing::warn!(error = %e, "cannot run the integrity check");
         }
     }
 }

@@ -206,3 +206,23 @@ async fn new_messages_are_written_beside_the_old_ones_and_both_read_back() {
     assert!(app.get_message(&other, &messages[0].id).is_err());
     app.close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_data_directory_verifies_clean_with_its_early_ciphertexts_counted() {
+    let (_dir, app, _) = open_copy();
+    app.bootstrap().await.expect("bootstrap");
+    let config = (**app.config()).clone();
+    app.close();
+    let report = rampart::app::integrity::verify_data_dir(&config, None).expect("verify runs");
+    let findings: Vec<String> = report.findings().map(ToString::to_string).collect();
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(
+        report.chain.last_checkpoint_seq, report.chain.last_seq,
+        "closing signs the trail's end, if it has one"
+    );
+    assert!(report.sealed.fields > 0);
+    assert!(
+        report.sealed.legacy_fields > 0,
+        "0.1's ciphertexts are bound to their row only, and verify says so"
+    );
+}

@@ -142,6 +142,8 @@ pub enum Action {
     MemberRoleChanged,
     MemberRemoved,
     PeoplePolicySet,
+    /// The scheduled integrity check found the audit trail tampered with.
+    IntegrityFailed,
 }
 
 impl Action {
@@ -182,6 +184,7 @@ impl Action {
             Self::MemberRoleChanged => "member.role",
             Self::MemberRemoved => "member.remove",
             Self::PeoplePolicySet => "account.people_policy",
+            Self::IntegrityFailed => "security.integrity_failed",
         }
     }
 }

@@ -9,10 +9,12 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod audit_trail;
 pub mod bans;
 pub mod error;
 pub mod factors;
 pub mod inbound;
+pub mod integrity;
 pub mod messages;
 pub mod notices;
 pub mod passkeys;
@@ -41,6 +43,7 @@ pub use self::error::AppError;
 use crate::clock::{Millis, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::Keyring;
+use crate::data::audit_key::AuditSigningKey;
 use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
@@ -115,6 +118,10 @@ pub struct App {
     /// Notified when messages are queued for now, so delivery looks at once.
     delivery_wake: Arc<Notify>,
     key_touches: Mutex<HashMap<String, Millis>>,
+    /// Checks the audit trail's checkpoints (the scheduled integrity check).
+    audit_public: ed25519_dalek::VerifyingKey,
+    /// The scheduled integrity check's progress.
+    integrity_watch: Mutex<integrity::IntegrityWatch>,
 }
 
 impl std::fmt::Debug for App {
@@ -155,6 +162,10 @@ impl App {
             networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
         let master = MasterKey::load_or_create(&config.master_key_path())?;
         let store = Store::open(&config.db_path())?;
+        let audit_key = AuditSigningKey::load_or_create(dir, clock.clone())
+            .map_err(|e| AppError::Setup(e.to_string()))?;
+        let audit_public = audit_key.verifying_key();
+        store.sign_audit_checkpoints(config.audit.checkpoint_every, Arc::new(audit_key));
         let stored: Vec<WrappedDataKey> = store
             .read(|tx| tx.data_keys())?
             .into_iter()
@@ -228,6 +239,8 @@ impl App {
             denied_ips,
             operator_networks,
             delivery_wake: Arc::new(Notify::new()),
+            audit_public,
+            integrity_watch: Mutex::new(integrity::IntegrityWatch::default()),
             key_touches: Mutex::new(HashMap::new()),
         })
     }

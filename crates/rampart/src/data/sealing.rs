@@ -121,6 +121,12 @@ impl Sealer {
         self.keyring.decrypt(sealed, &context)
     }
 
+    /// Whether `sealed` is bound to its account as well as its row (format 2); earlier
+    /// ciphertexts name the row only, so a copy to the same id in another account would open.
+    pub fn binds_account(&self, sealed: &[u8]) -> bool {
+        sealed.first() != Some(&LEGACY_CIPHERTEXT_VERSION)
+    }
+
     /// [`Sealer::open`] for a UTF-8 field.
     pub fn open_string(
         &self,

@@ -2,6 +2,7 @@
 //! protective layers every request passes (body limit, deadline, load shedding, panic guard).
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod bans;
 pub mod connectors;
@@ -137,6 +138,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(inbound::list_inbound))
         .routes(routes!(inbound::get_inbound))
         .routes(routes!(inbound::list_numbers))
+        .routes(routes!(audit::list_audit_events))
         .routes(routes!(connectors::list_connectors))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))

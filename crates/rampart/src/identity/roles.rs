@@ -55,6 +55,7 @@ pub const MATRIX: [(Role, &[Scope]); 8] = [
             MembersRead,
             MembersManage,
             AccountManage,
+            AuditRead,
         ],
     ),
     (
@@ -68,6 +69,7 @@ pub const MATRIX: [(Role, &[Scope]); 8] = [
             MembersRead,
             MembersManage,
             AccountManage,
+            AuditRead,
         ],
     ),
     (

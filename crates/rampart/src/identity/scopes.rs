@@ -29,10 +29,12 @@ pub enum Scope {
     AccountManage,
     /// Create accounts and manage people across the instance (server-wide: operators only).
     AccountsManage,
+    /// Read the account's audit trail (`GET /v1/audit-events`).
+    AuditRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 13] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::MessagesStatus,
@@ -41,6 +43,7 @@ impl Scope {
         Scope::MembersRead,
         Scope::MembersManage,
         Scope::AccountManage,
+        Scope::AuditRead,
         Scope::MetricsRead,
         Scope::ConnectorsRead,
         Scope::BansManage,
@@ -70,6 +73,7 @@ impl Scope {
             Scope::MembersManage => "members:manage",
             Scope::AccountManage => "account:manage",
             Scope::AccountsManage => "accounts:manage",
+            Scope::AuditRead => "audit:read",
         }
     }
 
@@ -90,8 +94,8 @@ pub struct Scopes(u32);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown scope `{0}`; known scopes: messages:send, messages:read, messages:status, \
-     inbound:read, keys:manage, members:read, members:manage, account:manage, metrics:read, \
-     connectors:read, bans:manage, accounts:manage"
+     inbound:read, keys:manage, members:read, members:manage, account:manage, audit:read, \
+     metrics:read, connectors:read, bans:manage, accounts:manage"
 )]
 pub struct UnknownScope(pub String);
 

@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
+use super::messages::SealedPair;
 use super::{Db, StoreError};
 use crate::clock::Millis;
 
@@ -58,6 +59,13 @@ pub struct InboundFilter {
 /// Inbound messages.
 pub trait Inbound {
     fn insert_inbound(&self, row: &InboundRecord) -> Result<(), StoreError>;
+    /// Every account's inbound messages' sealed fields, by id after `after_id` (integrity
+    /// checks; not scoped by account).
+    fn sealed_inbound_page(
+        &self,
+        after_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SealedPair>, StoreError>;
     fn get_inbound(&self, account_id: &str, id: &str) -> Result<Option<InboundRecord>, StoreError>;
     /// The account's inbound messages, newest first.
     fn list_inbound(
@@ -68,6 +76,26 @@ pub trait Inbound {
 }
 
 impl Inbound for Db<'_> {
+    fn sealed_inbound_page(
+        &self,
+        after_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SealedPair>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, account_id, from_sealed, body_sealed FROM inbound_messages \
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after_id, limit as i64], |r| {
+            Ok(SealedPair {
+                id: r.get(0)?,
+                account_id: r.get(1)?,
+                number: r.get(2)?,
+                body: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn insert_inbound(&self, row: &InboundRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(&format!(

@@ -119,9 +119,49 @@ pub trait Messages {
     /// Cancels a message that has not left the queue; false when it is not (or no longer)
     /// queued.
     fn cancel_message(&self, account_id: &str, id: &str, now: Millis) -> Result<bool, StoreError>;
+    /// Every account's messages' sealed fields, in insertion order after the row at
+    /// `after_seq` (integrity checks; not scoped by account).
+    fn sealed_messages_page(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, SealedPair)>, StoreError>;
+}
+
+/// The two sealed fields of a message or inbound row, with what binds them (integrity checks).
+#[derive(Debug, Clone)]
+pub struct SealedPair {
+    pub id: String,
+    pub account_id: String,
+    /// `to_sealed` (messages) or `from_sealed` (inbound).
+    pub number: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl Messages for Db<'_> {
+    fn sealed_messages_page(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, SealedPair)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT seq, id, account_id, to_sealed, body_sealed FROM messages \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
+            Ok((
+                r.get(0)?,
+                SealedPair {
+                    id: r.get(1)?,
+                    account_id: r.get(2)?,
+                    number: r.get(3)?,
+                    body: r.get(4)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn insert_messages(
         &self,
         messages: &[NewMessage],

@@ -23,7 +23,7 @@ pub mod sessions;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,22 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
-const MIGRATIONS: &[M<'static>] = &[
+/// The schema's migrations, in order. 0011 chains the audit rows written before the chain
+/// existed, in Rust, inside the migration's transaction.
+fn migrations() -> Migrations<'static> {
+    let mut all: Vec<M<'static>> = BASE_MIGRATIONS.to_vec();
+    all.push(M::up_with_hook(
+        include_str!("../../../../migrations/sqlite/0011_audit_chain.sql"),
+        |tx: &rusqlite::Transaction<'_>| {
+            audit::chain_existing_rows(tx)
+                .map(|_| ())
+                .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+        },
+    ));
+    Migrations::new(all)
+}
+
+const BASE_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),
     M::up(include_str!(
         "../../../../migrations/sqlite/0002_routing.sql"
@@ -163,6 +178,14 @@ pub struct Store {
     writer: Mutex<Option<thread::JoinHandle<()>>>,
     /// Dropping it stops the checkpoint thread.
     checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// How the writer signs audit checkpoints, once the key is loaded.
+    audit_checkpoints: Arc<OnceLock<CheckpointPolicy>>,
+}
+
+/// When and with what the writer signs audit checkpoints.
+struct CheckpointPolicy {
+    every: i64,
+    signer: Arc<dyn audit::CheckpointSigner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -215,12 +238,14 @@ impl Store {
                 .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", path.display())))?;
         }
         let mut conn = open_connection(path, false)?;
-        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        migrations().to_latest(&mut conn)?;
         let (jobs, rx) = mpsc::unbounded_channel();
         let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+        let checkpoints = Arc::new(OnceLock::new());
+        let writer_checkpoints = checkpoints.clone();
         let writer = thread::Builder::new()
             .name("rampart-store-writer".into())
-            .spawn(move || run_writer(conn, rx, wal_path))
+            .spawn(move || run_writer(conn, rx, wal_path, &writer_checkpoints))
             .map_err(|e| StoreError::Open(format!("cannot start writer thread: {e}")))?;
         let (stop_checkpoints, stopped) = std::sync::mpsc::channel();
         let checkpoint_path = path.to_path_buf();
@@ -234,7 +259,37 @@ impl Store {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             writer: Mutex::new(Some(writer)),
+            audit_checkpoints: checkpoints,
         })
+    }
+
+    /// Opens an existing database for reading only: no migration, no writer (`rampart
+    /// verify`, beside a running server). Writes answer [`StoreError::Closed`].
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Open(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        let conn = open_connection(path, true)?;
+        Ok(Self {
+            checkpointer: Mutex::new(None),
+            jobs: Mutex::new(None),
+            readers: Mutex::new(vec![conn]),
+            path: path.to_path_buf(),
+            writer: Mutex::new(None),
+            audit_checkpoints: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// From now on the writer signs a checkpoint of the audit chain every `every` events
+    /// (in the transaction that reached it) and at close. Set once; later calls are ignored.
+    pub fn sign_audit_checkpoints(&self, every: u64, signer: Arc<dyn audit::CheckpointSigner>) {
+        let every = i64::try_from(every.max(1)).unwrap_or(i64::MAX);
+        let _ = self
+            .audit_checkpoints
+            .set(CheckpointPolicy { every, signer });
     }
 
     /// Runs `f` inside the next group transaction and returns its result once committed (on
@@ -413,7 +468,12 @@ fn run_in_savepoint<T, E: From<StoreError>>(
 /// While API writes wait, background work gets at most this share of the writer's time.
 const BACKGROUND_SHARE: u32 = 4;
 
-fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wal_path: PathBuf) {
+fn run_writer(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<(Lane, Job)>,
+    wal_path: PathBuf,
+    checkpoints: &OnceLock<CheckpointPolicy>,
+) {
     let (to_syncer, synced) = std::sync::mpsc::channel::<Vec<Completion>>();
     // Two syncers: a group committed while one is inside fsync starts its own fsync at once
     // instead of waiting a whole sync for its turn.
@@ -478,6 +538,7 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wa
                 None => break,
             }
         }
+        sign_checkpoint_if_due(&conn, checkpoints, false);
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -506,8 +567,33 @@ fn run_writer(conn: Connection, mut rx: mpsc::UnboundedReceiver<(Lane, Job)>, wa
     for syncer in syncer.into_iter().flatten() {
         let _ = syncer.join();
     }
-    // Every sender is gone: fold the WAL back into the database for a tidy shutdown.
+    // Every sender is gone: a last signed checkpoint covers the trail's end, then the WAL is
+    // folded back into the database (which syncs it) for a tidy shutdown.
+    if checkpoints.get().is_some() && conn.execute_batch("BEGIN IMMEDIATE").is_ok() {
+        sign_checkpoint_if_due(&conn, checkpoints, true);
+        if conn.execute_batch("COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/// Adds a signed audit checkpoint to the open group transaction when one is due; a failure
+/// only costs the checkpoint (the next group tries again).
+fn sign_checkpoint_if_due(
+    conn: &Connection,
+    checkpoints: &OnceLock<CheckpointPolicy>,
+    force: bool,
+) {
+    let Some(policy) = checkpoints.get() else {
+        return;
+    };
+    let signed = run_in_savepoint(conn, |c| {
+        audit::checkpoint_if_due(c, policy.every, policy.signer.as_ref(), force)
+    });
+    if let Err(e) = signed {
+        tracing::warn!(error = %e, "an audit checkpoint could not be written");
+    }
 }
 
 fn fail_all(group: Vec<Completion>, error: &StoreError) {
@@ -645,6 +731,40 @@ mod tests {
             .map(|a| a.id)
             .collect();
         assert_eq!(ids, vec!["acc_b".to_owned()]);
+        store.close();
+    }
+
+    #[test]
+    fn audit_rows_written_before_the_chain_are_chained_by_its_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::from_slice(BASE_MIGRATIONS)
+            .to_latest(&mut conn)
+            .unwrap();
+        for target in ["key_a", "key_b", "key_c"] {
+            conn.execute(
+                "INSERT INTO audit_events (at, actor_kind, action, target, outcome) \
+                 VALUES (5, 'operator', 'api_key.issue', ?1, 'ok')",
+                [target],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        let rows = store.read(|tx| tx.audit_chain_page(0, 10)).unwrap();
+        assert_eq!(rows.len(), 3);
+        let mut prev = audit::GENESIS_HASH.to_vec();
+        for row in rows {
+            let expected = audit::chain_hash(&prev, row.record.seq, &row.record.as_new());
+            assert_eq!(
+                row.hash.as_deref(),
+                Some(&expected[..]),
+                "seq {}",
+                row.record.seq
+            );
+            prev = expected.to_vec();
+        }
         store.close();
     }
 

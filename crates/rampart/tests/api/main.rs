@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod audit_events;
 mod auth;
 mod durability;
 mod encoding;
@@ -29,4 +30,5 @@ mod routing_config;
 mod sandbox;
 mod session;
 mod slow_clients;
+mod tamper;
 mod tls;

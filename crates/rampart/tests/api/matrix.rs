@@ -65,6 +65,12 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ("GET", "/v1/inbound", AnyOf(&["inbound:read"])),
     ("GET", "/v1/inbound/{id}", AnyOf(&["inbound:read"])),
     ("GET", "/v1/numbers", AnyOf(&["inbound:read"])),
+    // An account's trail with audit:read; the instance's with accounts:manage.
+    (
+        "GET",
+        "/v1/audit-events",
+        AnyOf(&["audit:read", "accounts:manage"]),
+    ),
     // An account's keys with keys:manage; the operators' keys with accounts:manage.
     (
         "GET",

@@ -24,6 +24,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/inbound", &["get"]),
         ("/v1/inbound/{id}", &["get"]),
         ("/v1/numbers", &["get"]),
+        ("/v1/audit-events", &["get"]),
         ("/v1/connectors", &["get"]),
         ("/v1/bans", &["get"]),
         ("/v1/bans/{ip}", &["delete"]),

@@ -142,6 +142,7 @@ pub enum Action {
     MemberRoleChanged,
     MemberRemoved,
     PeoplePolicySet,
+    BackupCreated,
 }
 
 impl Action {
@@ -182,6 +183,7 @@ impl Action {
             Self::MemberRoleChanged => "member.role",
             Self::MemberRemoved => "member.remove",
             Self::PeoplePolicySet => "account.people_policy",
+            Self::BackupCreated => "backup.create",
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
+pub mod backup;
 pub mod bans;
 pub mod error;
 pub mod factors;
@@ -41,6 +42,7 @@ pub use self::error::AppError;
 use crate::clock::{Millis, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::Keyring;
+use crate::data::backup::BackupKey;
 use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
@@ -88,6 +90,8 @@ pub struct App {
     config: Arc<Config>,
     store: Arc<Store>,
     sealer: Sealer,
+    /// Seals and opens backups; derived from the master key like every other key.
+    backup_key: Arc<BackupKey>,
     clock: SharedClock,
     keys: KeyCache,
     policy: Arc<dyn Policy>,
@@ -154,6 +158,7 @@ impl App {
         let operator_networks =
             networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
         let master = MasterKey::load_or_create(&config.master_key_path())?;
+        let backup_key = Arc::new(BackupKey::from_master(&master));
         let store = Store::open(&config.db_path())?;
         let stored: Vec<WrappedDataKey> = store
             .read(|tx| tx.data_keys())?
@@ -222,6 +227,7 @@ impl App {
             config: Arc::new(config),
             store: Arc::new(store),
             sealer: Sealer::new(Arc::new(keyring)),
+            backup_key,
             clock,
             policy: Arc::new(AllowAll),
             trusted_proxies,

@@ -1,7 +1,9 @@
 //! Layer 2, data: the keyring that keeps secrets, phone numbers and bodies encrypted at rest,
 //! the sealing rules (which field is encrypted under which context), and the blind indexes
-//! that let us look up encrypted values without decrypting them.
+//! that let us look up encrypted values without decrypting them; and the encrypted backup
+//! file format (`backup`).
 
+pub mod backup;
 pub mod keyring;
 pub mod sealing;
 

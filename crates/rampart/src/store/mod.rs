@@ -20,6 +20,7 @@ pub mod people;
 pub mod queue;
 pub mod routing;
 pub mod sessions;
+pub mod snapshot;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 
 mod access;
 mod auth;
+mod backup;
 mod durability;
 mod encoding;
 mod errors;

@@ -5,7 +5,7 @@
 //! file before it puts anything in place, and never replaces a database without `force`.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +23,8 @@ use crate::store::snapshot::{self, SnapshotFacts};
 /// so their names sort by age.
 const FILE_PREFIX: &str = "rampart-backup-";
 const FILE_SUFFIX: &str = ".rbk";
+/// Bytes a backup encrypts between two pauses (see [`Paced`]).
+const PACE_BYTES: u64 = 4 * 1024 * 1024;
 /// What a data directory may hold and still count as empty for a restore.
 const ALLOWED_IN_EMPTY: &[&str] = &["master.key", "rampart.toml"];
 
@@ -94,6 +96,39 @@ impl Drop for Scratch {
         if !self.keep {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A reader that, after every `PACE_BYTES`, pauses for as long as the work since the last
+/// pause took (reading, and whatever its consumer did in between: sealing, hashing, writing).
+/// A backup then takes at most half of a core from the server it runs beside, and twice as
+/// long on an idle machine; measured in bench/README.md.
+struct Paced<R> {
+    inner: R,
+    since_pause: u64,
+    working_since: Instant,
+}
+
+impl<R> Paced<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            since_pause: 0,
+            working_since: Instant::now(),
+        }
+    }
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.since_pause += read as u64;
+        if self.since_pause >= PACE_BYTES {
+            std::thread::sleep(self.working_since.elapsed());
+            self.since_pause = 0;
+            self.working_since = Instant::now();
+        }
+        Ok(read)
     }
 }
 
@@ -228,7 +263,8 @@ fn write_backup(
         rampart_version: env!("CARGO_PKG_VERSION").to_owned(),
         messages: facts.messages,
     };
-    let manifest = sealed::seal(key, meta, BufReader::new(plain), &mut out, &mut |done| {
+    let plain = Paced::new(BufReader::new(plain));
+    let manifest = sealed::seal(key, meta, plain, &mut out, &mut |done| {
         progress.update("encrypting", done, facts.bytes)
     })?;
     out.into_inner()

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use rampart::app::backup::{self, Progress, RestoreRequest};
+use rampart::app::backup::Progress;
+use rampart::app::restore::{self, RestoreRequest};
 use rampart::app::{Actor, App};
 use rampart::config::Config;
 
@@ -95,7 +96,7 @@ pub fn run_restore(
         check_only,
     };
     let bar = Bar::new();
-    let report = backup::restore(&request, &*bar);
+    let report = restore::restore(&request, &*bar);
     bar.bar.finish_and_clear();
     let report = report.map_err(|e| {
         anyhow::anyhow!(

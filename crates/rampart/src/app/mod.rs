@@ -19,6 +19,7 @@ pub mod notices;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
+pub mod restore;
 pub mod routing;
 pub mod sessions;
 pub mod sign_in;

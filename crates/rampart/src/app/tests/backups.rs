@@ -2,7 +2,8 @@
 //! every one that stays opens under the instance's master key.
 
 use super::*;
-use crate::app::backup::{NoProgress, RestoreRequest, restore};
+use crate::app::backup::NoProgress;
+use crate::app::restore::{RestoreRequest, restore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_backups_are_audited_and_only_the_newest_are_kept() {

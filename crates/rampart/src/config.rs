@@ -40,6 +40,7 @@ pub struct Config {
     pub delivery: Delivery,
     pub sandbox: Sandbox,
     pub audit: Audit,
+    pub backup: Backup,
     /// SMPP connectors declared here, beside those the CLI stores in the data directory.
     pub connectors: Vec<DeclaredConnector>,
     /// Routes declared here, beside those the CLI stores.
@@ -305,6 +306,7 @@ impl Default for Config {
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),
             audit: Audit::default(),
+            backup: Backup::default(),
             connectors: Vec::new(),
             routes: Vec::new(),
             source_file: None,
@@ -358,6 +360,28 @@ impl Default for Sandbox {
             receipt_delay_ms: 20,
             delayed_receipt_ms: 5_000,
             outbox_file: None,
+        }
+    }
+}
+
+/// Scheduled backups (`[backup]`): off unless `dir` is set. See docs/backup.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Backup {
+    /// Where the server writes its encrypted backups (created owner-only).
+    pub dir: Option<PathBuf>,
+    /// Minutes between two backups (fractions allowed); the first comes one period after start.
+    pub every_minutes: f64,
+    /// How many of the newest backups in `dir` to keep; older ones are removed.
+    pub keep: usize,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            every_minutes: 24.0 * 60.0,
+            keep: 7,
         }
     }
 }

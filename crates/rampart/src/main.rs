@@ -2,6 +2,7 @@
 //! directory directly (they work whether or not the server is running).
 
 mod cli_admin;
+mod cli_backup;
 mod cli_people;
 mod cli_routing;
 mod cli_verify;
@@ -76,6 +77,30 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// Take an encrypted backup of the database while the server runs (see docs/backup.md).
+    Backup {
+        /// A new file, or a directory to write `rampart-backup-<time>.rbk` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a backup whole, then make it the database of --data-dir (empty or new unless
+    /// --force). Nothing changes unless every check passes.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The master key file of the instance that made the backup, when --data-dir does
+        /// not hold it yet (it is copied there). Default: the data directory's own.
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
+        /// Replace the database of a data directory that has one (the old one is set aside).
+        /// Stop the server on it first.
+        #[arg(long)]
+        force: bool,
+        /// Only check the backup (manifest, chunks, digests); change nothing.
+        #[arg(long, conflicts_with = "force")]
+        check: bool,
+    },
 }
 
 fn init_logging(config: &Config) {
@@ -111,6 +136,21 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(runtime.block_on(server::serve(config))?);
     }
+    if let Command::Restore {
+        from,
+        master_key_file,
+        force,
+        check,
+    } = cli.command
+    {
+        return cli_backup::run_restore(&config, from, master_key_file, force, check);
+    }
+    if matches!(cli.command, Command::Backup { .. }) && !config.db_path().exists() {
+        anyhow::bail!(
+            "no database in {}: nothing to back up (is --data-dir right?)",
+            config.data_dir.display()
+        );
+    }
     // The admin commands work on the data directory directly, through the same use cases as
     // the API; the store commits everything before the directory is closed.
     let app = App::open(config)?;
@@ -118,7 +158,8 @@ fn main() -> anyhow::Result<()> {
         // Whichever command comes first sets the data directory up the same way.
         app.bootstrap().await?;
         match cli.command {
-            Command::Serve { .. } | Command::Verify { .. } => Ok(()),
+            Command::Serve { .. } | Command::Verify { .. } | Command::Restore { .. } => Ok(()),
+            Command::Backup { out } => cli_backup::run_backup(&app, out).await,
             Command::Account(command) => cli_admin::run_account(&app, command).await,
             Command::Apikey(command) => cli_admin::run_apikey(&app, command).await,
             Command::Connector(command) => cli_routing::run_connector(&app, command).await,

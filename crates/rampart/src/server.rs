@@ -98,6 +98,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let routing = tokio::spawn(routing.run(delivery.clone(), routing_stopped));
     let bans = tokio::spawn(sync_bans(app.clone()));
     let integrity = tokio::spawn(check_integrity(app.clone()));
+    let backups = scheduled_backups(app.clone())?.map(tokio::spawn);
     let state = AppState::new(app.clone(), delivery.clone(), metrics);
     let router = http::app(state.clone());
 
@@ -169,6 +170,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let _ = routing.await;
     bans.abort();
     integrity.abort();
+    if let Some(backups) = backups {
+        backups.abort();
+    }
     delivery.shutdown().await;
     drop(state);
     app.close();
@@ -228,6 +232,43 @@ async fn check_integrity(app: Arc<App>) {
             tracing::warn!(error = %e, "cannot run the integrity check");
         }
     }
+}
+
+/// The scheduled backups of `[backup]`, when `backup.dir` is set: one every
+/// `backup.every_minutes`, the first one period after start; a failure is logged and the next
+/// one is tried on time.
+fn scheduled_backups(
+    app: Arc<App>,
+) -> Result<Option<impl std::future::Future<Output = ()>>, ServerError> {
+    let settings = app.config().backup.clone();
+    let Some(dir) = settings.dir else {
+        return Ok(None);
+    };
+    let minutes = settings.every_minutes;
+    if !(minutes.is_finite() && minutes > 0.0) || settings.keep == 0 {
+        return Err(ServerError::App(AppError::Setup(
+            "backup.every_minutes must be above 0 and backup.keep at least 1".into(),
+        )));
+    }
+    let period = Duration::from_secs_f64(minutes * 60.0);
+    tracing::info!(dir = %dir.display(), every_minutes = minutes, keep = settings.keep, "scheduled backups are on");
+    Ok(Some(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match app.scheduled_backup().await {
+                Ok(report) => tracing::info!(
+                    path = %report.path.display(),
+                    bytes = report.file_bytes,
+                    messages = report.manifest.messages,
+                    ms = report.elapsed.as_millis() as u64,
+                    "backup written"
+                ),
+                Err(e) => tracing::warn!(error = %e, "scheduled backup failed"),
+            }
+        }
+    }))
 }
 
 /// A non-blocking listener on `addr`, and the address it got (for port 0).

@@ -144,6 +144,7 @@ pub enum Action {
     PeoplePolicySet,
     /// The scheduled integrity check found the audit trail tampered with.
     IntegrityFailed,
+    BackupCreated,
 }
 
 impl Action {
@@ -185,6 +186,7 @@ impl Action {
             Self::MemberRemoved => "member.remove",
             Self::PeoplePolicySet => "account.people_policy",
             Self::IntegrityFailed => "security.integrity_failed",
+            Self::BackupCreated => "backup.create",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod audit_trail;
+pub mod backup;
 pub mod bans;
 pub mod error;
 pub mod factors;
@@ -20,6 +21,7 @@ pub mod notices;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
+pub mod restore;
 pub mod routing;
 pub mod sessions;
 pub mod sign_in;
@@ -44,6 +46,7 @@ use crate::clock::{Millis, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::Keyring;
 use crate::data::audit_key::AuditSigningKey;
+use crate::data::backup::BackupKey;
 use crate::data::keyring::{MasterKey, WrappedDataKey};
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
@@ -91,6 +94,8 @@ pub struct App {
     config: Arc<Config>,
     store: Arc<Store>,
     sealer: Sealer,
+    /// Seals and opens backups; derived from the master key like every other key.
+    backup_key: Arc<BackupKey>,
     clock: SharedClock,
     keys: KeyCache,
     policy: Arc<dyn Policy>,
@@ -161,6 +166,7 @@ impl App {
         let operator_networks =
             networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
         let master = MasterKey::load_or_create(&config.master_key_path())?;
+        let backup_key = Arc::new(BackupKey::from_master(&master));
         let store = Store::open(&config.db_path())?;
         let audit_key = AuditSigningKey::load_or_create(dir, clock.clone())
             .map_err(|e| AppError::Setup(e.to_string()))?;
@@ -233,6 +239,7 @@ impl App {
             config: Arc::new(config),
             store: Arc::new(store),
             sealer: Sealer::new(Arc::new(keyring)),
+            backup_key,
             clock,
             policy: Arc::new(AllowAll),
             trusted_proxies,

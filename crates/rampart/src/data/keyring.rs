@@ -109,7 +109,19 @@ impl MasterKey {
         Self(Zeroizing::new(key))
     }
 
-    fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
+    /// Reads an existing master key (never creates one): restore needs the key that made the
+    /// backup, and a new one would only fail later.
+    pub fn load(path: &Path) -> Result<Self, KeyringError> {
+        if !path.exists() {
+            return Err(KeyringError::MasterKeyIo {
+                path: path.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        Self::load_or_create(path)
+    }
+
+    pub(super) fn derive(&self, label: &str) -> Zeroizing<[u8; 32]> {
         let hk = Hkdf::<Sha256>::new(Some(b"rampart keyring v1"), &self.0[..]);
         let mut out = Zeroizing::new([0u8; 32]);
         // 32 bytes is always a valid HKDF-SHA256 output length.

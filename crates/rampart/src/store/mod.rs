@@ -20,6 +20,7 @@ pub mod people;
 pub mod queue;
 pub mod routing;
 pub mod sessions;
+pub mod snapshot;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ fn migrations() -> Migrations<'static> {
     ));
     Migrations::new(all)
 }
+
+/// The schema version this release brings a database to (SQLite's `user_version`).
+const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1;
 
 const BASE_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),

@@ -92,6 +92,32 @@ pub fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// Starts the server on an existing data directory (one a restore made, say) with `key` as
+/// the test's key; the caller keeps the directory alive.
+pub fn spawn_app_on(data_dir: &Path, key: &str) -> TestApp {
+    let root = tempfile::Builder::new()
+        .prefix("rampart-api-test")
+        .tempdir()
+        .expect("a temporary directory");
+    let stderr_path = root.path().join("server.stderr");
+    let env: Vec<(String, String)> = FAST_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (child, addr, printed) = start_server(data_dir, &stderr_path, &env);
+    assert_eq!(printed, None, "a start must never print an API key");
+    TestApp {
+        client: client_for(data_dir, addr),
+        addr,
+        key: key.to_owned(),
+        data_dir: data_dir.to_path_buf(),
+        child: Some(child),
+        stderr_path,
+        env,
+        _root: root,
+    }
+}
+
 /// Runs a `rampart` admin command on the data directory; returns its stdout, trimmed.
 fn run_cli(data_dir: &Path, env: &[(String, String)], args: &[&str]) -> String {
     let output = server_command(data_dir, env)
@@ -423,7 +449,12 @@ impl TestApp {
 
     /// Runs an admin subcommand that may fail: whether it succeeded, its stdout and stderr.
     pub fn cli_output(&self, args: &[&str]) -> (bool, String, String) {
-        let output = server_command(&self.data_dir, &self.env)
+        self.cli_output_on(&self.data_dir, args)
+    }
+
+    /// Like [`TestApp::cli_output`], on another data directory (with this server's settings).
+    pub fn cli_output_on(&self, data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+        let output = server_command(data_dir, &self.env)
             .args(args)
             .stdin(Stdio::null())
             .output()

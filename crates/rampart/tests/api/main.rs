@@ -7,6 +7,7 @@
 mod access;
 mod audit_events;
 mod auth;
+mod backup;
 mod durability;
 mod encoding;
 mod errors;

@@ -111,6 +111,16 @@ async fn audit_events_filter_by_actor_action_and_time_and_page_by_cursor() {
     )
     .await;
     assert_eq!(now, everything);
+    // A window that ends before it begins holds nothing.
+    assert!(
+        events(
+            &app,
+            &app.key,
+            "?since=2999-01-01T00:00:00Z&until=2000-01-01T00:00:00Z"
+        )
+        .await
+        .is_empty()
+    );
 
     let first = app.get("/v1/audit-events?limit=1", &app.key).await.json();
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
@@ -131,10 +141,6 @@ async fn bad_audit_event_filters_are_problems_with_stable_codes() {
     for (query, field) in [
         ("since=yesterday", "since"),
         ("until=2026-13-01T00:00:00Z", "until"),
-        (
-            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
-            "until",
-        ),
         ("limit=0", "limit"),
         ("limit=201", "limit"),
         ("cursor=abc", "cursor"),

@@ -228,6 +228,9 @@ pub struct Messaging {
     pub max_segments: usize,
     /// Most recipients in one send request.
     pub max_recipients: usize,
+    /// How long an `Idempotency-Key` is remembered (at least 1): a retry within it gets the
+    /// first answer; after it the key is free again and the record is deleted.
+    pub idempotency_hours: u32,
 }
 
 /// Delivery worker tuning.
@@ -337,6 +340,7 @@ impl Default for Messaging {
         Self {
             max_segments: 10,
             max_recipients: 1000,
+            idempotency_hours: 24,
         }
     }
 }

@@ -198,8 +198,8 @@ fn with_timeouts<A>(
     server.first_request_timeout(header_timeout)
 }
 
-/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second,
-/// and forgets long-ended bans once an hour.
+/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second;
+/// once an hour forgets long-ended bans and expired idempotency keys.
 async fn sync_bans(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -212,6 +212,11 @@ async fn sync_bans(app: Arc<App>) {
             && let Err(e) = app.purge_old_bans().await
         {
             tracing::warn!(error = %e, "cannot purge old bans");
+        }
+        if round % 3600 == 3599
+            && let Err(e) = app.expire_idempotency_keys().await
+        {
+            tracing::warn!(error = %e, "cannot expire idempotency keys");
         }
     }
 }

@@ -232,6 +232,20 @@ struct Parsed {
 }
 
 impl App {
+    /// How long an idempotency key is remembered.
+    fn idempotency_window_ms(&self) -> Millis {
+        Millis::from(self.config.messaging.idempotency_hours.max(1)) * 3_600_000
+    }
+
+    /// Deletes the idempotency records older than `messaging.idempotency_hours` (the server
+    /// does it hourly); how many went.
+    pub async fn expire_idempotency_keys(&self) -> Result<usize, AppError> {
+        let before = self.clock.now_ms() - self.idempotency_window_ms();
+        self.store
+            .write_background(move |tx| Ok::<_, AppError>(tx.expire_idempotency_keys(before)?))
+            .await
+    }
+
     /// Sends one message per recipient. The 2xx answer comes only after the commit is on disk.
     pub async fn send_messages(
         &self,
@@ -282,13 +296,14 @@ impl App {
             });
         }
         let audit = AuditEvent::by(caller, Action::MessagesSent, &accepted[0].id, now);
+        let remembered_since = now - self.idempotency_window_ms();
         let insertion = self
             .store
             .write(move |tx| {
                 let key = idempotency
                     .as_ref()
                     .map(|i| (i.key.as_str(), i.fingerprint.as_slice()));
-                let insertion = tx.insert_messages(&rows, key)?;
+                let insertion = tx.insert_messages(&rows, key, remembered_since)?;
                 if insertion == Insertion::Created {
                     audit.record(tx)?;
                 }

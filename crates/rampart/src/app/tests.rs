@@ -376,3 +376,46 @@ mod passkeys;
 mod rate_limits;
 mod second_factors;
 mod sessions;
+
+#[tokio::test]
+async fn an_idempotency_key_is_remembered_for_its_window_and_then_free_again() {
+    let bench = Bench::new().await;
+    let key = bench.issue_key(&["messages:send"], None).await;
+    let caller = bench.authenticate(&key).unwrap();
+    let send = |body: &str| {
+        let request = SendRequest {
+            to: vec![NUMBER.into()],
+            from: "Rampart".into(),
+            body: body.into(),
+            idempotency: Some(
+                super::messages::Idempotency::new("order-1", body.as_bytes()).unwrap(),
+            ),
+            ..SendRequest::default()
+        };
+        bench.app.send_messages(&caller, request)
+    };
+    let SendOutcome::Accepted(first) = send(BODY).await.unwrap() else {
+        panic!("the first send is new");
+    };
+    bench.clock.advance(23 * 3600 * 1000);
+    let SendOutcome::Replayed(again) = send(BODY).await.unwrap() else {
+        panic!("a retry within 24 hours replays");
+    };
+    assert_eq!(again[0].id, first[0].id);
+    assert!(matches!(
+        send("another request").await,
+        Err(AppError::Conflict {
+            code: "idempotency_key_reused",
+            ..
+        })
+    ));
+    // Past the window the key is free again, and the hourly sweep deletes old records.
+    bench.clock.advance(2 * 3600 * 1000);
+    let SendOutcome::Accepted(later) = send("another request").await.unwrap() else {
+        panic!("after 24 hours the key is new again");
+    };
+    assert_ne!(later[0].id, first[0].id);
+    assert_eq!(bench.app.expire_idempotency_keys().await.unwrap(), 0);
+    bench.clock.advance(25 * 3600 * 1000);
+    assert_eq!(bench.app.expire_idempotency_keys().await.unwrap(), 1);
+}

@@ -179,7 +179,8 @@ pub struct ListParams {
 #[into_params(parameter_in = Header)]
 pub struct SendHeaders {
     /// Makes retries safe: the same key and body return the same messages; the same key with
-    /// another body is a 409. 1 to 255 visible ASCII characters (inner spaces allowed).
+    /// another body is a 409, for `messaging.idempotency_hours` (24 by default); after that the
+    /// key is new again. 1 to 255 visible ASCII characters (inner spaces allowed).
     #[param(rename = "Idempotency-Key", value_type = String, required = false,
         min_length = 1, max_length = 255, pattern = r"^[!-~](?:[ -~]*[!-~])?$")]
     pub idempotency_key: Option<String>,

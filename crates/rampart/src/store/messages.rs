@@ -103,12 +103,16 @@ pub struct ListFilter {
 /// Messages as the API sees them: always scoped by account.
 pub trait Messages {
     /// Stores the messages of one send request, honouring its idempotency key (key and the
-    /// request's fingerprint).
+    /// request's fingerprint) when it was recorded at `remembered_since` or later; an older
+    /// record counts as none and is replaced.
     fn insert_messages(
         &self,
         messages: &[NewMessage],
         idempotency: Option<(&str, &[u8])>,
+        remembered_since: Millis,
     ) -> Result<Insertion, StoreError>;
+    /// Deletes idempotency records made before `before`; how many went.
+    fn expire_idempotency_keys(&self, before: Millis) -> Result<usize, StoreError>;
     fn get_message(&self, account_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
     /// The account's messages, newest first.
     fn list_messages(
@@ -139,6 +143,13 @@ pub struct SealedPair {
 }
 
 impl Messages for Db<'_> {
+    fn expire_idempotency_keys(&self, before: Millis) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+            .execute([before])?)
+    }
+
     fn sealed_messages_page(
         &self,
         after_seq: i64,
@@ -166,14 +177,15 @@ impl Messages for Db<'_> {
         &self,
         messages: &[NewMessage],
         idempotency: Option<(&str, &[u8])>,
+        remembered_since: Millis,
     ) -> Result<Insertion, StoreError> {
         let Some(first) = messages.first() else {
             return Ok(Insertion::Created);
         };
         if let Some((key, request_hash)) = idempotency {
             let seen: Option<(Vec<u8>, String)> = self.conn()
-            .prepare_cached("SELECT request_hash, message_ids FROM idempotency_keys WHERE account_id = ?1 AND key = ?2")?
-            .query_row(params![first.account_id, key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached("SELECT request_hash, message_ids FROM idempotency_keys WHERE account_id = ?1 AND key = ?2 AND created_at >= ?3")?
+            .query_row(params![first.account_id, key, remembered_since], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
             if let Some((hash, ids)) = seen {
                 if hash != request_hash {
@@ -185,7 +197,7 @@ impl Messages for Db<'_> {
             }
             let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
             self.conn().prepare_cached(
-            "INSERT INTO idempotency_keys (account_id, key, request_hash, message_ids, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO idempotency_keys (account_id, key, request_hash, message_ids, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![first.account_id, key, request_hash, ids.join(" "), first.created_at])?;
         }

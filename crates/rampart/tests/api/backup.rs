@@ -2,7 +2,8 @@
 //! messages are being sent restores into a fresh directory that serves every message
 //! acknowledged before it began; damaged, reordered and foreign backups are refused with
 //! nothing touched; a non-empty directory is replaced only with --force; and the backup file
-//! holds no number or body in any form.
+//! holds no number or body in any form, nor do the database, its WAL after a crash, or the
+//! server log.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -324,4 +325,54 @@ async fn restore_replaces_a_non_empty_directory_only_with_force() {
         kept["rampart.db"],
         "the same backup restored again gives the same database"
     );
+}
+
+/// Every file of a directory tree, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a readable directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_database_its_wal_and_the_server_log_hold_no_number_or_body_in_any_form() {
+    let mut app = spawn_app();
+    let mut secrets = Vec::new();
+    for i in 0..30 {
+        let text = if i % 2 == 0 {
+            body(i)
+        } else {
+            format!("Ваш код {i:04}: приём в четверг")
+        };
+        let id = app.send_to(&number(i), &text).await;
+        if i == 0 {
+            app.wait_for_status(&id, "delivered").await;
+        }
+        secrets.push(number(i));
+        // Without the `+` too: a number stored bare would still be the number.
+        secrets.push(number(i).trim_start_matches('+').to_owned());
+        secrets.push(text);
+    }
+    // A crash leaves the newest writes in the WAL, beside the database.
+    app.kill9();
+    let files = files_under(&app.data_dir);
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.iter().any(|n| n == "rampart.db"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "rampart.db-wal"),
+        "a crash leaves the WAL: {names:?}"
+    );
+    for file in files.iter().chain([&app.stderr_path]) {
+        assert_no_plaintext(file, &secrets);
+    }
 }

@@ -50,7 +50,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     child: Option<Child>,
-    stderr_path: PathBuf,
+    /// Where the server's log (its stderr) goes.
+    pub stderr_path: PathBuf,
     env: Vec<(String, String)>,
     _root: TempDir,
 }

@@ -14,7 +14,7 @@ use crate::data::integrity::{
     ChainPosition, ChainReport, Finding, SealedReport, verify_audit_chain, verify_audit_chain_from,
     verify_owner_only, verify_sealed_fields,
 };
-use crate::data::keyring::{MasterKey, WrappedDataKey};
+use crate::data::keyring::MasterKey;
 use crate::data::sealing::Sealer;
 use crate::store::{Store, StoreError};
 
@@ -83,14 +83,7 @@ pub fn verify_data_dir(
     }
     let master = MasterKey::load_or_create(&master_path)?;
     let store = Store::open_read_only(&db)?;
-    let stored: Vec<WrappedDataKey> = store
-        .read(|tx| tx.data_keys())?
-        .into_iter()
-        .map(|k| WrappedDataKey {
-            id: k.id,
-            wrapped: k.wrapped,
-        })
-        .collect();
+    let stored = super::wrapped_data_keys(&store)?;
     let (keyring, _) = Keyring::open(&master, &stored)?;
     let sealer = Sealer::new(Arc::new(keyring));
     let key = audit_key::verifying_key(dir, pinned_public_key)

@@ -172,14 +172,7 @@ impl App {
             .map_err(|e| AppError::Setup(e.to_string()))?;
         let audit_public = audit_key.verifying_key();
         store.sign_audit_checkpoints(config.audit.checkpoint_every, Arc::new(audit_key));
-        let stored: Vec<WrappedDataKey> = store
-            .read(|tx| tx.data_keys())?
-            .into_iter()
-            .map(|k| WrappedDataKey {
-                id: k.id,
-                wrapped: k.wrapped,
-            })
-            .collect();
+        let stored = wrapped_data_keys(&store)?;
         let (keyring, new_key) = Keyring::open(&master, &stored)?;
         let people = &config.people;
         let passwords = PasswordWork::new(
@@ -375,4 +368,16 @@ impl App {
         self.store
             .write_detached(move |tx| tx.touch_api_key(&key_id, now));
     }
+}
+
+/// The data keys as the keyring takes them, read from the store.
+pub(crate) fn wrapped_data_keys(store: &Store) -> Result<Vec<WrappedDataKey>, StoreError> {
+    Ok(store
+        .read(|tx| tx.data_keys())?
+        .into_iter()
+        .map(|k| WrappedDataKey {
+            id: k.id,
+            wrapped: k.wrapped,
+        })
+        .collect())
 }

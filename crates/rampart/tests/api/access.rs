@@ -65,8 +65,7 @@ async fn a_key_limited_to_one_address_works_only_from_there() {
 #[tokio::test]
 async fn an_account_allowlist_set_by_the_operator_applies_on_the_next_request() {
     let app = spawn_app();
-    let account = app.cli(&["account", "list"]);
-    let account = account.split('\t').next().unwrap().to_owned();
+    let account = app.account_id();
     assert_eq!(
         status_from(&app, loopback(1), &app.key, &[]).await.0,
         StatusCode::OK
@@ -242,12 +241,7 @@ async fn operators_keys_work_only_from_the_operators_networks_and_set_accounts_l
 
     // The operator narrows the account to 127.0.0.1 over the API; its keys stop working
     // from elsewhere on their next request.
-    let account = app
-        .cli(&["account", "list"])
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_owned();
+    let account = app.account_id();
     let path = format!("/v1/accounts/{account}/operator-allowed-ips");
     let set = app
         .request(

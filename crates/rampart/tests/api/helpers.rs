@@ -469,6 +469,12 @@ impl TestApp {
 
     /// A new operator's key over the instance with every server-wide scope (metrics,
     /// connectors, bans, accounts).
+    /// The id of the first account (the default one made on first start).
+    pub fn account_id(&self) -> String {
+        let accounts = self.cli(&["account", "list"]);
+        accounts.split('\t').next().unwrap().to_owned()
+    }
+
     pub fn operator_key(&self) -> String {
         self.cli(&[
             "apikey",

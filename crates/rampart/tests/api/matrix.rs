@@ -543,12 +543,7 @@ async fn every_key_and_every_role_opens_exactly_the_routes_the_table_gives_it() 
         );
     }
     let ids = Ids {
-        account: app
-            .cli(&["account", "list"])
-            .split('\t')
-            .next()
-            .unwrap()
-            .to_owned(),
+        account: app.account_id(),
         message: app.send_to(NORMAL_NUMBER, "an existing message").await,
     };
     let mut credentials = one_key_per_scope(&app);
@@ -608,12 +603,7 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
 #[tokio::test]
 async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
     let app = spawn_app();
-    let account_a = app
-        .cli(&["account", "list"])
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_owned();
+    let account_a = app.account_id();
     let account_b = app.cli(&["account", "create", "--name", "tenant b"]);
     let key_b = app.cli(&["apikey", "create", "--account", &account_b, "--scopes", "*"]);
     let sent = app

@@ -198,8 +198,7 @@ async fn the_first_operator_is_made_with_the_setup_code_from_an_owner_only_file(
 #[tokio::test]
 async fn an_invited_member_joins_with_the_role_and_a_removed_member_loses_access_at_once() {
     let app = spawn_app();
-    let accounts = app.cli(&["account", "list"]);
-    let account = accounts.split('\t').next().unwrap().to_owned();
+    let account = app.account_id();
     app.create_person("owner@example.com", "owner", None);
     let owner = app.sign_in("owner@example.com", PASSWORD).await;
     let invited = app
@@ -268,8 +267,7 @@ async fn an_invited_member_joins_with_the_role_and_a_removed_member_loses_access
 #[tokio::test]
 async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     let app = spawn_app();
-    let accounts = app.cli(&["account", "list"]);
-    let account = accounts.split('\t').next().unwrap().to_owned();
+    let account = app.account_id();
     let id = app.create_person("owner@example.com", "owner", None);
     let owner = app.sign_in("owner@example.com", PASSWORD).await;
     let path = format!("/v1/accounts/{account}/members/{id}");
@@ -290,8 +288,7 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
 #[tokio::test]
 async fn an_admin_cannot_make_an_owner() {
     let app = spawn_app();
-    let accounts = app.cli(&["account", "list"]);
-    let account = accounts.split('\t').next().unwrap().to_owned();
+    let account = app.account_id();
     app.create_person("admin@example.com", "admin", None);
     let admin = app.sign_in("admin@example.com", PASSWORD).await;
     app.post_as(
@@ -457,12 +454,7 @@ async fn the_routes_open_before_signing_in_are_limited_per_client_network() {
 #[tokio::test]
 async fn an_account_admin_narrows_where_the_account_may_be_used_within_the_operators_list() {
     let app = spawn_app();
-    let account = app
-        .cli(&["account", "list"])
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_owned();
+    let account = app.account_id();
     app.create_person("owner@example.com", "owner", None);
     app.create_person("viewer@example.com", "viewer", None);
     let owner = app.sign_in("owner@example.com", PASSWORD).await;

@@ -124,12 +124,7 @@ async fn served_before_refusal(app: &TestApp, key: &str, most: usize) -> (usize,
 #[tokio::test]
 async fn an_operator_sets_an_accounts_limits_and_its_admins_tighten_them_within() {
     let app = spawn_app();
-    let account = app
-        .cli(&["account", "list"])
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_owned();
+    let account = app.account_id();
     // The operator gives the account 1 request a second, 3 at once, for all its keys.
     let shown = app.cli(&[
         "account",

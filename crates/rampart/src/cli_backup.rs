@@ -12,13 +12,13 @@ use rampart::app::{Actor, App};
 use rampart::config::Config;
 
 /// A progress bar on stderr, redrawn per phase; hidden unless stdout is a terminal.
-struct Bar {
+pub(crate) struct Bar {
     bar: ProgressBar,
     phase: Mutex<&'static str>,
 }
 
 impl Bar {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         let bar = if std::io::stdout().is_terminal() {
             ProgressBar::new(0)
         } else {
@@ -31,6 +31,12 @@ impl Bar {
     }
 }
 
+impl Bar {
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 impl Progress for Bar {
     fn update(&self, phase: &'static str, done: u64, total: u64) {
         let mut current = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
@@ -38,6 +44,8 @@ impl Progress for Bar {
             *current = phase;
             let template = if phase == "copying the database" {
                 "{msg:28} [{bar:40}] {pos}/{len} pages ({eta})"
+            } else if phase == "re-encrypting" {
+                "{msg:28} [{bar:40}] {pos}/{len} values ({eta})"
             } else {
                 "{msg:28} [{bar:40}] {bytes}/{total_bytes} ({eta})"
             };

@@ -41,6 +41,7 @@ pub struct Config {
     pub sandbox: Sandbox,
     pub audit: Audit,
     pub backup: Backup,
+    pub keys: Keys,
     /// SMPP connectors declared here, beside those the CLI stores in the data directory.
     pub connectors: Vec<DeclaredConnector>,
     /// Routes declared here, beside those the CLI stores.
@@ -310,6 +311,7 @@ impl Default for Config {
             sandbox: Sandbox::default(),
             audit: Audit::default(),
             backup: Backup::default(),
+            keys: Keys::default(),
             connectors: Vec::new(),
             routes: Vec::new(),
             source_file: None,
@@ -386,6 +388,34 @@ impl Default for Backup {
             dir: None,
             every_minutes: 24.0 * 60.0,
             keep: 7,
+        }
+    }
+}
+
+/// The key hierarchy (`[keys]`). See docs/keys.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Keys {
+    /// A shell command that prints the master key (base64 of 32 bytes), e.g. a vault or KMS
+    /// CLI. When unset, the `RAMPART_MASTER_KEY` environment variable is used if set, else
+    /// `master_key_file`.
+    pub master_key_command: Option<String>,
+    /// A data key is replaced after sealing this many values (AES-GCM with random nonces is
+    /// good for 2^32 per key; the default is a quarter of that).
+    pub rotate_after_encryptions: u64,
+    /// A data key is replaced after this many days (0: never by age).
+    pub rotate_after_days: u32,
+    /// After a rotation, the server moves older rows to the new keys in the background.
+    pub reencrypt_in_background: bool,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            master_key_command: None,
+            rotate_after_encryptions: 1 << 30,
+            rotate_after_days: 90,
+            reencrypt_in_background: true,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli_admin;
 mod cli_backup;
+mod cli_keys;
 mod cli_people;
 mod cli_routing;
 mod cli_verify;
@@ -69,6 +70,9 @@ enum Command {
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
+    /// Manage the key hierarchy: rotate data keys and the master key, re-encrypt, retire.
+    #[command(subcommand)]
+    Keys(cli_keys::KeysCommand),
     /// Check integrity: the audit hash chain, its signed checkpoints, every sealed field of
     /// messages and inbound, and owner-only files. Read-only; exits 1 on any finding.
     Verify {
@@ -166,6 +170,7 @@ fn main() -> anyhow::Result<()> {
             Command::Route(command) => cli_routing::run_route(&app, command).await,
             Command::Number(command) => cli_routing::run_number(&app, command).await,
             Command::Ban(command) => cli_admin::run_ban(&app, command).await,
+            Command::Keys(command) => cli_keys::run_keys(&app, command).await,
             Command::User(command) => cli_people::run_user(&app, command).await,
             Command::Member(command) => cli_people::run_member(&app, command).await,
         }

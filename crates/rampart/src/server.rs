@@ -12,7 +12,7 @@ use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::{mpsc, watch};
 
-use crate::app::{App, AppError};
+use crate::app::{Actor, App, AppError};
 use crate::config::Config;
 use crate::delivery::sync::RoutingSync;
 use crate::delivery::{Delivery, DeliveryError};
@@ -97,6 +97,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let (stop_routing, routing_stopped) = watch::channel(false);
     let routing = tokio::spawn(routing.run(delivery.clone(), routing_stopped));
     let bans = tokio::spawn(sync_bans(app.clone()));
+    let keys = tokio::spawn(manage_keys(app.clone()));
     let integrity = tokio::spawn(check_integrity(app.clone()));
     let backups = scheduled_backups(app.clone())?.map(tokio::spawn);
     let state = AppState::new(app.clone(), delivery.clone(), metrics);
@@ -169,6 +170,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let _ = stop_routing.send(true);
     let _ = routing.await;
     bans.abort();
+    keys.abort();
+    if let Err(e) = app.flush_key_uses().await {
+        tracing::warn!(error = %e, "cannot store the keys' encryption counts");
+    }
     integrity.abort();
     if let Some(backups) = backups {
         backups.abort();
@@ -217,6 +222,49 @@ async fn sync_bans(app: Arc<App>) {
             && let Err(e) = app.expire_idempotency_keys().await
         {
             tracing::warn!(error = %e, "cannot expire idempotency keys");
+        }
+    }
+}
+
+/// Follows keys the CLI adds or retires (once a second), stores encryption counts and rotates
+/// data keys that are due (once a minute), and after any change of keys (and once at start)
+/// moves older values to the newest keys in the background, paced, one job at a time.
+async fn manage_keys(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let background = app.config().keys.reencrypt_in_background;
+    let mut job: Option<tokio::task::JoinHandle<()>> = None;
+    let mut wanted = background;
+    for round in 1u64.. {
+        tick.tick().await;
+        match app.sync_keys() {
+            Ok(changed) => wanted |= changed && background,
+            Err(e) => tracing::warn!(error = %e, "cannot read the keys"),
+        }
+        if round % 60 == 0 {
+            match app.rotate_due_keys().await {
+                Ok(rotated) if !rotated.is_empty() => {
+                    tracing::info!(keys = ?rotated, "data keys rotated");
+                    wanted |= background;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot rotate the data keys"),
+            }
+        }
+        if wanted && job.as_ref().is_none_or(|j| j.is_finished()) {
+            wanted = false;
+            let app = app.clone();
+            job = Some(tokio::spawn(async move {
+                let progress = crate::app::backup::NoProgress;
+                match app.reencrypt(&Actor::System, &progress, true).await {
+                    Ok(report) if report.reencrypted > 0 => tracing::info!(
+                        values = report.reencrypted,
+                        "older values moved to the newest keys"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "background re-encryption stopped"),
+                }
+            }));
         }
     }
 }

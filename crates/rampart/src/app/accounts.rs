@@ -25,12 +25,19 @@ impl App {
         let mut audit = AuditEvent::instance(actor, Action::AccountCreated, &account.id, now);
         audit.account_id = Some(account.id.clone());
         let record = account.clone();
+        let ring = self.keyring().clone();
         self.store
             .write(move |tx| {
                 tx.insert_account(&record)?;
-                audit.record(tx)
+                // The account's own data key, from its first message on.
+                let key_id = tx.next_data_key_id()?;
+                let key = ring.new_data_key(key_id, Some(&record.id), now)?;
+                tx.insert_data_key(&key)?;
+                audit.record(tx)?;
+                Ok::<_, AppError>(())
             })
             .await?;
+        self.sync_keys()?;
         Ok(account)
     }
 

@@ -145,6 +145,10 @@ pub enum Action {
     /// The scheduled integrity check found the audit trail tampered with.
     IntegrityFailed,
     BackupCreated,
+    KeyRotated,
+    MasterKeyRotated,
+    KeyRetired,
+    KeysReencrypted,
 }
 
 impl Action {
@@ -187,6 +191,10 @@ impl Action {
             Self::PeoplePolicySet => "account.people_policy",
             Self::IntegrityFailed => "security.integrity_failed",
             Self::BackupCreated => "backup.create",
+            Self::KeyRotated => "key.rotate",
+            Self::MasterKeyRotated => "key.rotate_master",
+            Self::KeyRetired => "key.retire",
+            Self::KeysReencrypted => "key.reencrypt",
         }
     }
 }

@@ -74,7 +74,7 @@ impl App {
             let from = PhoneNumber::parse(&from)
                 .map(|n| n.as_str().to_owned())
                 .unwrap_or_else(|_| from.trim().to_owned());
-            self.sealer.phone_index(&from)
+            self.sealer.phone_index(&caller.account_id, &from)
         });
         let filter = InboundFilter {
             from_index,

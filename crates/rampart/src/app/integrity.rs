@@ -14,7 +14,7 @@ use crate::data::integrity::{
     ChainPosition, ChainReport, Finding, SealedReport, verify_audit_chain, verify_audit_chain_from,
     verify_owner_only, verify_sealed_fields,
 };
-use crate::data::keyring::MasterKey;
+use crate::data::keyring::{MasterKey, MasterKeySource};
 use crate::data::sealing::Sealer;
 use crate::store::{Store, StoreError};
 
@@ -75,16 +75,18 @@ pub fn verify_data_dir(
         master_path.as_path(),
         signing_key.as_path(),
     ]);
-    if !master_path.exists() {
+    let source = super::keys::master_key_source(config);
+    if matches!(source, MasterKeySource::File(_)) && !master_path.exists() {
         return Err(AppError::Setup(format!(
             "no master key at {}",
             master_path.display()
         )));
     }
-    let master = MasterKey::load_or_create(&master_path)?;
+    let master = MasterKey::from_source(&source, false)?;
     let store = Store::open_read_only(&db)?;
-    let stored = super::wrapped_data_keys(&store)?;
-    let (keyring, _) = Keyring::open(&master, &stored)?;
+    let stored = super::keys::stored_keys(&store)?;
+    // Read-only: keys an upgrade would make are not stored (nothing is sealed under them).
+    let (keyring, _) = Keyring::open(&master, &stored, 0)?;
     let sealer = Sealer::new(Arc::new(keyring));
     let key = audit_key::verifying_key(dir, pinned_public_key)
         .map_err(|e| AppError::Setup(e.to_string()))?;

@@ -264,7 +264,7 @@ impl App {
             let id = crate::store::new_id("msg");
             let account = &caller.account_id;
             rows.push(NewMessage {
-                to_index: self.sealer.phone_index(to.as_str()),
+                to_index: self.sealer.phone_index(account, to.as_str()),
                 to_sealed: self.sealer.seal(
                     Field::MessageTo,
                     account,
@@ -474,7 +474,7 @@ impl App {
             .to
             .map(|to| {
                 PhoneNumber::parse(&to)
-                    .map(|n| self.sealer.phone_index(n.as_str()))
+                    .map(|n| self.sealer.phone_index(&caller.account_id, n.as_str()))
                     .map_err(|e| AppError::invalid_filter("invalid_query", e.to_string(), "to"))
             })
             .transpose()?;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod factors;
 pub mod inbound;
 pub mod integrity;
+pub mod keys;
 pub mod messages;
 pub mod notices;
 pub mod passkeys;
@@ -44,10 +45,9 @@ pub use self::audit::{Actor, Caller};
 pub use self::error::AppError;
 use crate::clock::{Millis, SharedClock, SystemClock};
 use crate::config::Config;
-use crate::data::Keyring;
 use crate::data::audit_key::AuditSigningKey;
 use crate::data::backup::BackupKey;
-use crate::data::keyring::{MasterKey, WrappedDataKey};
+use crate::data::keyring::MasterKey;
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
 use crate::identity::key_cache::KeyCache;
@@ -58,7 +58,6 @@ use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
 use crate::policy::{AllowAll, Policy};
-use crate::store::accounts::DataKeyRecord;
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
 
@@ -127,6 +126,8 @@ pub struct App {
     audit_public: ed25519_dalek::VerifyingKey,
     /// The scheduled integrity check's progress.
     integrity_watch: Mutex<integrity::IntegrityWatch>,
+    /// The stored keys' summary when the keyring last loaded them.
+    keys_version: Mutex<Option<crate::store::keys::KeysVersion>>,
 }
 
 impl std::fmt::Debug for App {
@@ -165,15 +166,15 @@ impl App {
         let denied_ips = networks("denied_ips", &config.network.denied_ips)?;
         let operator_networks =
             networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
-        let master = MasterKey::load_or_create(&config.master_key_path())?;
+        let master = MasterKey::from_source(&keys::master_key_source(&config), true)?;
         let backup_key = Arc::new(BackupKey::from_master(&master));
         let store = Store::open(&config.db_path())?;
         let audit_key = AuditSigningKey::load_or_create(dir, clock.clone())
             .map_err(|e| AppError::Setup(e.to_string()))?;
         let audit_public = audit_key.verifying_key();
         store.sign_audit_checkpoints(config.audit.checkpoint_every, Arc::new(audit_key));
-        let stored = wrapped_data_keys(&store)?;
-        let (keyring, new_key) = Keyring::open(&master, &stored)?;
+        let keyring = keys::open_keyring(&master, &store, clock.now_ms())?;
+        drop(master);
         let people = &config.people;
         let passwords = PasswordWork::new(
             HashParams {
@@ -196,14 +197,6 @@ impl App {
         let passkeys = passkeys::relying_party(&config);
         if let Err(e) = &passkeys {
             tracing::warn!(error = %e, "passkeys are unavailable");
-        }
-        if let Some(key) = new_key {
-            let now = clock.now_ms();
-            let record = DataKeyRecord {
-                id: key.id,
-                wrapped: key.wrapped,
-            };
-            store.write_blocking(move |tx| tx.insert_data_key(&record, now))?;
         }
         Ok(Self {
             rate_limits: RateLimits::new(&config.rate_limits),
@@ -242,6 +235,7 @@ impl App {
             audit_public,
             integrity_watch: Mutex::new(integrity::IntegrityWatch::default()),
             key_touches: Mutex::new(HashMap::new()),
+            keys_version: Mutex::new(None),
         })
     }
 
@@ -368,16 +362,4 @@ impl App {
         self.store
             .write_detached(move |tx| tx.touch_api_key(&key_id, now));
     }
-}
-
-/// The data keys as the keyring takes them, read from the store.
-pub(crate) fn wrapped_data_keys(store: &Store) -> Result<Vec<WrappedDataKey>, StoreError> {
-    Ok(store
-        .read(|tx| tx.data_keys())?
-        .into_iter()
-        .map(|k| WrappedDataKey {
-            id: k.id,
-            wrapped: k.wrapped,
-        })
-        .collect())
 }

@@ -8,6 +8,7 @@ pub mod audit_key;
 pub mod backup;
 pub mod integrity;
 pub mod keyring;
+pub mod master_key;
 pub mod sealing;
 
 pub use keyring::{Keyring, KeyringError};

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::keyring::{Keyring, KeyringError, LEGACY_CIPHERTEXT_VERSION};
+use crate::store::keys::{SealedCell, SealedColumn};
 
 /// A sealed field: which table and column it lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,20 @@ pub enum Field {
 }
 
 impl Field {
+    /// The field stored in `column`.
+    pub fn of(column: SealedColumn) -> Self {
+        match column {
+            SealedColumn::MessageTo => Self::MessageTo,
+            SealedColumn::MessageBody => Self::MessageBody,
+            SealedColumn::InboundFrom => Self::InboundFrom,
+            SealedColumn::InboundBody => Self::InboundBody,
+            SealedColumn::ConnectorPassword => Self::ConnectorPassword,
+            SealedColumn::UserPhone => Self::UserPhone,
+            SealedColumn::FactorSecret => Self::FactorSecret,
+            SealedColumn::ChallengeState => Self::ChallengeState,
+        }
+    }
+
     fn table_and_column(self) -> (&'static str, &'static str) {
         match self {
             Self::MessageTo => ("messages", "to_sealed"),
@@ -102,7 +117,8 @@ impl Sealer {
         row: &str,
         plain: &[u8],
     ) -> Result<Vec<u8>, KeyringError> {
-        self.keyring.encrypt(plain, &field.context(account, row))
+        self.keyring
+            .encrypt(account, plain, &field.context(account, row))
     }
 
     /// Decrypts what [`Sealer::seal`] (or an earlier release) wrote for that field and row.
@@ -139,10 +155,41 @@ impl Sealer {
             .map_err(|_| KeyringError::Decrypt)
     }
 
-    /// The blind index of a phone number (E.164), shared by outbound recipients and inbound
-    /// senders so one filter finds both.
-    pub fn phone_index(&self, number: &str) -> [u8; 16] {
-        self.keyring.blind_index(PHONE_INDEX, number.as_bytes())
+    /// The blind index of a phone number (E.164) in `account`, shared by outbound recipients
+    /// and inbound senders so one filter finds both; another account's tag for the same number
+    /// differs.
+    pub fn phone_index(&self, account: &str, number: &str) -> [u8; 16] {
+        self.keyring
+            .blind_index(account, PHONE_INDEX, number.as_bytes())
+    }
+
+    /// Seals a stored cell anew under its account's active key, if it is under another one;
+    /// `None` when it already is (or is empty: an erased body). A ciphertext of the first
+    /// format comes back in the current one, bound to its account too.
+    pub fn reseal(
+        &self,
+        column: SealedColumn,
+        cell: &SealedCell,
+    ) -> Result<Option<Vec<u8>>, KeyringError> {
+        if cell.sealed.is_empty() {
+            return Ok(None);
+        }
+        let current = Keyring::key_id_of(&cell.sealed);
+        if current == self.keyring.active_key_of(&cell.account_id)
+            && self.binds_account(&cell.sealed)
+        {
+            return Ok(None);
+        }
+        let field = Field::of(column);
+        let plain =
+            zeroize::Zeroizing::new(self.open(field, &cell.account_id, &cell.row, &cell.sealed)?);
+        self.seal(field, &cell.account_id, &cell.row, &plain)
+            .map(Some)
+    }
+
+    /// The keyring behind this sealer (key management).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// The keyed hash an API key is stored under.
@@ -157,7 +204,11 @@ mod tests {
     use crate::data::keyring::MasterKey;
 
     fn sealer() -> Sealer {
-        let (ring, _) = Keyring::open(&MasterKey::from_bytes([7; 32]), &[]).unwrap();
+        let stored = crate::data::keyring::StoredKeys {
+            accounts_without_key: vec!["acc_1".into(), "acc_2".into()],
+            ..Default::default()
+        };
+        let (ring, _) = Keyring::open(&MasterKey::from_bytes([7; 32]), &stored, 0).unwrap();
         Sealer::new(Arc::new(ring))
     }
 

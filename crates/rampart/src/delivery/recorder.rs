@@ -180,7 +180,7 @@ fn record_inbound(
     let account = owner.account_id.as_str();
     let row = InboundRecord {
         from_sealed: sealer.seal(Field::InboundFrom, account, &id, from.as_bytes())?,
-        from_index: sealer.phone_index(&from),
+        from_index: sealer.phone_index(account, &from),
         body_sealed: sealer.seal(Field::InboundBody, account, &id, body.as_bytes())?,
         id,
         account_id: owner.account_id.clone(),

@@ -1,4 +1,4 @@
-//! Accounts and the keyring's wrapped data keys.
+//! Accounts.
 
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -13,22 +13,13 @@ pub struct AccountRecord {
     pub created_at: Millis,
 }
 
-/// A data key as stored: wrapped (encrypted) under the key-encryption key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataKeyRecord {
-    pub id: u32,
-    pub wrapped: Vec<u8>,
-}
-
-/// Accounts and data keys.
+/// Accounts.
 pub trait Accounts {
     fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
     fn count_accounts(&self) -> Result<i64, StoreError>;
     fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
     /// Every account, oldest first.
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
-    fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError>;
-    fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError>;
     /// Networks the account's keys may be used from, separated by spaces; empty for any.
     fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError>;
     /// The operator's list and the account's own (set by its admins, within the operator's).
@@ -92,27 +83,6 @@ impl Accounts for Db<'_> {
             .prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY created_at, id")?;
         let rows = stmt.query_map([], account_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn data_keys(&self) -> Result<Vec<DataKeyRecord>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT id, wrapped FROM data_keys ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(DataKeyRecord {
-                id: r.get(0)?,
-                wrapped: r.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn insert_data_key(&self, key: &DataKeyRecord, now: Millis) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO data_keys (id, wrapped, created_at) VALUES (?1, ?2, ?3)",
-            params![key.id, key.wrapped, now],
-        )?;
-        Ok(())
     }
 
     fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError> {

@@ -15,6 +15,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod bans;
 pub mod inbound;
+pub mod keys;
 pub mod messages;
 pub mod people;
 pub mod queue;
@@ -44,11 +45,17 @@ fn migrations() -> Migrations<'static> {
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         },
     ));
+    all.extend_from_slice(LATER_MIGRATIONS);
     Migrations::new(all)
 }
 
 /// The schema version this release brings a database to (SQLite's `user_version`).
-const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1;
+const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1 + LATER_MIGRATIONS.len();
+
+/// The migrations after 0011.
+const LATER_MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
+    "../../../../migrations/sqlite/0012_key_hierarchy.sql"
+))];
 
 const BASE_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),
@@ -113,6 +120,7 @@ pub trait Repositories:
     + audit::Audit
     + bans::Bans
     + inbound::Inbound
+    + keys::Keys
     + messages::Messages
     + people::People
     + queue::Queue
@@ -127,6 +135,7 @@ impl<T> Repositories for T where
         + audit::Audit
         + bans::Bans
         + inbound::Inbound
+        + keys::Keys
         + messages::Messages
         + people::People
         + queue::Queue

@@ -28,3 +28,8 @@ ALTER TABLE data_keys ADD COLUMN retired_at INTEGER;
 -- rows were tagged with; accounts made from now on get one of their own.
 ALTER TABLE accounts ADD COLUMN legacy_index INTEGER NOT NULL DEFAULT 0;
 UPDATE accounts SET legacy_index = 1;
+
+-- A deleted account: its data keys are destroyed (its sealed rows unreadable at once), its
+-- keys, members and numbers gone; its rows are purged after. The row stays, so its id is
+-- never reused and the audit trail keeps naming it.
+ALTER TABLE accounts ADD COLUMN deleted_at INTEGER;

@@ -48,6 +48,16 @@ pub enum AccountCommand {
         #[arg(long, conflicts_with_all = ["key_per_second", "account_per_second"])]
         show: bool,
     },
+    /// Delete an account for good by crypto-shredding: its data keys are destroyed (its
+    /// numbers and bodies unreadable at once), its API keys revoked, its members and numbers
+    /// removed, then its rows purged. Cannot be undone.
+    Delete {
+        #[arg(long)]
+        account: String,
+        /// The account id again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,6 +160,17 @@ pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<(
                 "{account}: each key {}; the account {}",
                 show(limits.effective.api_key),
                 show(limits.effective.account)
+            );
+        }
+        AccountCommand::Delete { account, confirm } => {
+            anyhow::ensure!(
+                account == confirm,
+                "--confirm must repeat the account id: nothing was deleted"
+            );
+            let destroyed = app.delete_account(&Actor::Operator, &account).await?;
+            let purged = app.purge_deleted_accounts().await?;
+            println!(
+                "account {account} deleted: {destroyed} data keys destroyed, {purged} rows purged"
             );
         }
         AccountCommand::List => {

@@ -407,6 +407,8 @@ pub struct Keys {
     pub rotate_after_days: u32,
     /// After a rotation, the server moves older rows to the new keys in the background.
     pub reencrypt_in_background: bool,
+    /// Values re-encrypted per transaction (smaller: shorter writes beside live traffic).
+    pub reencrypt_batch: usize,
 }
 
 impl Default for Keys {
@@ -416,6 +418,7 @@ impl Default for Keys {
             rotate_after_encryptions: 1 << 30,
             rotate_after_days: 90,
             reencrypt_in_background: true,
+            reencrypt_batch: 500,
         }
     }
 }

@@ -204,7 +204,8 @@ fn with_timeouts<A>(
 }
 
 /// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second;
-/// once an hour forgets long-ended bans and expired idempotency keys.
+/// once an hour forgets long-ended bans and expired idempotency keys, and purges the rows of
+/// deleted accounts.
 async fn sync_bans(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -222,6 +223,11 @@ async fn sync_bans(app: Arc<App>) {
             && let Err(e) = app.expire_idempotency_keys().await
         {
             tracing::warn!(error = %e, "cannot expire idempotency keys");
+        }
+        if round % 3600 == 3599
+            && let Err(e) = app.purge_deleted_accounts().await
+        {
+            tracing::warn!(error = %e, "cannot purge deleted accounts");
         }
     }
 }

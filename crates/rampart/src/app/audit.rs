@@ -149,6 +149,7 @@ pub enum Action {
     MasterKeyRotated,
     KeyRetired,
     KeysReencrypted,
+    AccountDeleted,
 }
 
 impl Action {
@@ -195,6 +196,7 @@ impl Action {
             Self::MasterKeyRotated => "key.rotate_master",
             Self::KeyRetired => "key.retire",
             Self::KeysReencrypted => "key.reencrypt",
+            Self::AccountDeleted => "account.delete",
         }
     }
 }

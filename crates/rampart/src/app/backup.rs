@@ -178,7 +178,16 @@ impl App {
         } else {
             out.to_path_buf()
         };
-        let (store, key) = (self.store.clone(), self.backup_key.clone());
+        // The master key is read again for every backup: after `rampart keys rotate-master`
+        // a running server's next backup is sealed under the new one.
+        let master = crate::data::keyring::MasterKey::from_source(
+            &super::keys::master_key_source(&self.config),
+            false,
+        )
+        .map_err(AppError::from)?;
+        let key = Arc::new(BackupKey::from_master(&master));
+        drop(master);
+        let store = self.store.clone();
         let scratch_dir = self.config.data_dir.clone();
         let target = path.clone();
         let manifest = tokio::task::spawn_blocking(move || {

@@ -14,9 +14,6 @@ use crate::data::keyring::{KeyInfo, KeyWrites, Keyring, MasterKey, MasterKeySour
 use crate::store::keys::{KeyPurpose, KeysVersion, SealedColumn};
 use crate::store::{Store, StoreError, Tx};
 
-/// Sealed values re-encrypted per write transaction.
-const REENCRYPT_BATCH: usize = 500;
-
 /// The keys as the store holds them.
 pub(crate) fn stored_keys(store: &Store) -> Result<StoredKeys, StoreError> {
     store.read(|tx| {
@@ -249,6 +246,7 @@ impl App {
             total += self.store.read(|tx| tx.count_rows(column))?;
         }
         let mut report = ReencryptReport::default();
+        let batch = self.config.keys.reencrypt_batch.max(1);
         progress.update("re-encrypting", 0, total);
         for column in SealedColumn::ALL {
             let mut after = String::new();
@@ -256,7 +254,7 @@ impl App {
                 let started = std::time::Instant::now();
                 let cells = self
                     .store
-                    .read(|tx| tx.sealed_cells(column, &after, REENCRYPT_BATCH))?;
+                    .read(|tx| tx.sealed_cells(column, &after, batch))?;
                 let Some(last) = cells.last() else { break };
                 after = last.row.clone();
                 report.scanned += cells.len() as u64;

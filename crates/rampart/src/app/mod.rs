@@ -25,6 +25,7 @@ pub mod people_policy;
 pub mod restore;
 pub mod routing;
 pub mod sessions;
+pub mod shredding;
 pub mod sign_in;
 
 #[cfg(test)]
@@ -46,7 +47,6 @@ pub use self::error::AppError;
 use crate::clock::{Millis, SharedClock, SystemClock};
 use crate::config::Config;
 use crate::data::audit_key::AuditSigningKey;
-use crate::data::backup::BackupKey;
 use crate::data::keyring::MasterKey;
 use crate::data::sealing::Sealer;
 use crate::delivery::DeliveryDeps;
@@ -93,8 +93,6 @@ pub struct App {
     config: Arc<Config>,
     store: Arc<Store>,
     sealer: Sealer,
-    /// Seals and opens backups; derived from the master key like every other key.
-    backup_key: Arc<BackupKey>,
     clock: SharedClock,
     keys: KeyCache,
     policy: Arc<dyn Policy>,
@@ -167,7 +165,6 @@ impl App {
         let operator_networks =
             networks("operator_allowed_ips", &config.network.operator_allowed_ips)?;
         let master = MasterKey::from_source(&keys::master_key_source(&config), true)?;
-        let backup_key = Arc::new(BackupKey::from_master(&master));
         let store = Store::open(&config.db_path())?;
         let audit_key = AuditSigningKey::load_or_create(dir, clock.clone())
             .map_err(|e| AppError::Setup(e.to_string()))?;
@@ -225,7 +222,6 @@ impl App {
             config: Arc::new(config),
             store: Arc::new(store),
             sealer: Sealer::new(Arc::new(keyring)),
-            backup_key,
             clock,
             policy: Arc::new(AllowAll),
             trusted_proxies,

@@ -18,8 +18,15 @@ pub trait Accounts {
     fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError>;
     fn count_accounts(&self) -> Result<i64, StoreError>;
     fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError>;
-    /// Every account, oldest first.
+    /// Every account, oldest first (deleted ones are gone from here and from `get_account`).
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError>;
+    /// Marks the account deleted and removes every way into it: its API keys are revoked,
+    /// its members, pending invitations and numbers removed. False when there is no such
+    /// (live) account.
+    fn mark_account_deleted(&self, id: &str, now: Millis) -> Result<bool, StoreError>;
+    /// Deletes up to `limit` messages (with their parts), inbound messages and idempotency
+    /// records of deleted accounts; how many rows went.
+    fn purge_deleted_accounts(&self, limit: usize) -> Result<usize, StoreError>;
     /// Networks the account's keys may be used from, separated by spaces; empty for any.
     fn account_allowed_ips(&self, account_id: &str) -> Result<String, StoreError>;
     /// The operator's list and the account's own (set by its admins, within the operator's).
@@ -56,6 +63,54 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
 }
 
 impl Accounts for Db<'_> {
+    fn mark_account_deleted(&self, id: &str, now: Millis) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let marked = conn.execute(
+            "UPDATE accounts SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+            params![id, now],
+        )?;
+        if marked == 0 {
+            return Ok(false);
+        }
+        conn.execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE account_id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )?;
+        conn.execute("DELETE FROM memberships WHERE account_id = ?1", [id])?;
+        conn.execute("DELETE FROM challenges WHERE account_id = ?1", [id])?;
+        conn.execute("DELETE FROM numbers WHERE account_id = ?1", [id])?;
+        Ok(true)
+    }
+
+    fn purge_deleted_accounts(&self, limit: usize) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let limit = limit as i64;
+        let deleted = "SELECT id FROM accounts WHERE deleted_at IS NOT NULL";
+        let doomed = format!(
+            "SELECT id FROM messages WHERE account_id IN ({deleted}) ORDER BY seq LIMIT ?1"
+        );
+        let mut rows = conn.execute(
+            &format!("DELETE FROM message_parts WHERE message_id IN ({doomed})"),
+            [limit],
+        )?;
+        rows += conn.execute(
+            &format!("DELETE FROM messages WHERE id IN ({doomed})"),
+            [limit],
+        )?;
+        rows += conn.execute(
+            &format!(
+                "DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages \
+                 WHERE account_id IN ({deleted}) LIMIT ?1)"
+            ),
+            [limit],
+        )?;
+        rows += conn.execute(
+            &format!("DELETE FROM idempotency_keys WHERE account_id IN ({deleted})"),
+            [],
+        )?;
+        Ok(rows)
+    }
+
     fn insert_account(&self, account: &AccountRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached("INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)")?
@@ -72,15 +127,18 @@ impl Accounts for Db<'_> {
     fn get_account(&self, id: &str) -> Result<Option<AccountRecord>, StoreError> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT id, name, created_at FROM accounts WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT id, name, created_at FROM accounts WHERE id = ?1 AND deleted_at IS NULL",
+            )?
             .query_row([id], account_from_row)
             .optional()?)
     }
 
     fn list_accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY created_at, id")?;
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, name, created_at FROM accounts WHERE deleted_at IS NULL \
+             ORDER BY created_at, id",
+        )?;
         let rows = stmt.query_map([], account_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

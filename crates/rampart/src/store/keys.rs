@@ -135,6 +135,8 @@ pub trait Keys {
     fn add_key_uses(&self, id: u32, uses: u64) -> Result<(), StoreError>;
     /// Erases key `id`'s material and marks it retired; false when it already was.
     fn retire_data_key(&self, id: u32, now: Millis) -> Result<bool, StoreError>;
+    /// Erases the material of every data key of `account` (crypto-shredding); how many.
+    fn destroy_account_keys(&self, account: &str, now: Millis) -> Result<usize, StoreError>;
     /// Accounts that have no data key of their own yet.
     fn accounts_without_data_key(&self) -> Result<Vec<String>, StoreError>;
     /// Accounts whose rows carry the instance-wide blind index of earlier releases.
@@ -277,10 +279,19 @@ impl Keys for Db<'_> {
         )? == 1)
     }
 
+    fn destroy_account_keys(&self, account: &str, now: Millis) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE data_keys SET wrapped = X'', retired_at = coalesce(retired_at, ?2) \
+             WHERE account_id = ?1 AND wrapped != X''",
+            params![account, now],
+        )?)
+    }
+
     fn accounts_without_data_key(&self) -> Result<Vec<String>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM data_keys k \
-             WHERE k.account_id = a.id AND k.purpose = 'data') ORDER BY created_at, id",
+            "SELECT id FROM accounts a WHERE deleted_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM data_keys k WHERE k.account_id = a.id AND k.purpose = 'data') \
+             ORDER BY created_at, id",
         )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)

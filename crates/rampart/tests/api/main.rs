@@ -16,6 +16,7 @@ mod floods;
 mod helpers;
 mod isolation;
 mod key_hierarchy;
+mod keyring;
 mod matrix;
 mod messages;
 mod mtls;

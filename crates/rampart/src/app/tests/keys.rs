@@ -308,3 +308,100 @@ async fn each_account_seals_under_its_own_key_and_tags_numbers_its_own_way() {
         "one number, unrelated tags"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_shreds_its_keys_at_once_and_then_purges_its_rows() {
+    let bench = Bench::new().await;
+    let token = bench
+        .issue_key(&["messages:send", "messages:read"], None)
+        .await;
+    let other = bench
+        .app
+        .create_account(&Actor::Operator, "b")
+        .await
+        .unwrap()
+        .id;
+    let mine = send(&bench, NUMBER, BODY).await;
+    let kept = {
+        let outcome = bench
+            .app
+            .send_messages(
+                &Caller::operator(&other),
+                SendRequest {
+                    to: vec![NUMBER.into()],
+                    from: "Rampart".into(),
+                    body: "kept".into(),
+                    ..SendRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        let SendOutcome::Accepted(accepted) = outcome else {
+            panic!("accepted");
+        };
+        accepted[0].id.clone()
+    };
+    let row = bench
+        .app
+        .store
+        .read(|tx| tx.get_message(&bench.account, &mine))
+        .unwrap()
+        .unwrap();
+    bench.clock.advance(60_000);
+
+    let destroyed = bench
+        .app
+        .delete_account(&Actor::Operator, &bench.account)
+        .await
+        .unwrap();
+    assert_eq!(destroyed, 1);
+    // The row is still there, and nothing opens it any more.
+    let sealer = &bench.app.sealer;
+    assert!(
+        sealer
+            .open(
+                crate::data::sealing::Field::MessageBody,
+                &bench.account,
+                &mine,
+                &row.body_sealed
+            )
+            .is_err()
+    );
+    assert_unauthenticated(bench.authenticate(&token), "a key of the deleted account");
+    assert!(matches!(
+        bench
+            .app
+            .delete_account(&Actor::Operator, &bench.account)
+            .await,
+        Err(AppError::NotFound(_))
+    ));
+    let event = bench
+        .app
+        .audit_trail(None, 5)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "account.delete")
+        .unwrap();
+    assert_eq!(event.target, bench.account);
+    assert_eq!(event.at, START + 60_000);
+
+    assert_eq!(bench.app.purge_deleted_accounts().await.unwrap(), 1);
+    assert!(
+        bench
+            .app
+            .store
+            .read(|tx| tx.get_message(&bench.account, &mine))
+            .unwrap()
+            .is_none()
+    );
+    let theirs = bench
+        .app
+        .get_message(&Caller::operator(&other), &kept)
+        .unwrap();
+    assert_eq!(
+        theirs.body.as_deref(),
+        Some("kept"),
+        "another account is untouched"
+    );
+    assert_eq!(bench.app.purge_deleted_accounts().await.unwrap(), 0);
+}

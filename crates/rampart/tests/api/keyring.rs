@@ -297,3 +297,68 @@ async fn an_account_made_while_the_server_runs_gets_its_own_key_and_its_lookups_
         found.text
     );
 }
+
+#[tokio::test]
+async fn an_account_deleted_from_the_cli_is_shredded_and_purged_while_the_server_runs() {
+    let app = spawn_app();
+    let other = app.cli(&["account", "create", "--name", "tenant b"]);
+    let key_b = app.cli(&["apikey", "create", "--account", &other, "--scopes", "*"]);
+    let reply = app
+        .post_json(
+            "/v1/messages",
+            &key_b,
+            &json!({"to": NORMAL_NUMBER, "from": "TenantB", "body": "batch b"}),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 202, "{}", reply.text);
+    let kept = send_batch(&app, 2, "a").await;
+
+    let (refused, _, stderr) = app.cli_output(&[
+        "account",
+        "delete",
+        "--account",
+        &other,
+        "--confirm",
+        "acc_x",
+    ]);
+    assert!(
+        !refused && stderr.contains("nothing was deleted"),
+        "{stderr}"
+    );
+    let said = app.cli(&[
+        "account",
+        "delete",
+        "--account",
+        &other,
+        "--confirm",
+        &other,
+    ]);
+    assert!(said.contains("1 data keys destroyed"), "{said}");
+    let listed = app.cli(&["keys", "list"]);
+    assert!(
+        listed
+            .lines()
+            .filter(|l| l.contains(&other))
+            .all(|l| l.contains("\tretired\t")),
+        "{listed}"
+    );
+    let gone = app.get("/v1/messages", &key_b).await;
+    assert_eq!(gone.status.as_u16(), 401, "{}", gone.text);
+    assert!(!app.cli(&["account", "list"]).contains(&other));
+    let db = Connection::open_with_flags(
+        app.data_dir.join("rampart.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let left: i64 = db
+        .query_row(
+            "SELECT count(*) FROM messages WHERE account_id = ?1",
+            [&other],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "the account's rows are purged");
+    assert_all_readable(&app, &kept).await;
+    let (clean, stdout, stderr) = app.cli_output(&["verify"]);
+    assert!(clean, "{stdout}\n{stderr}");
+}

@@ -259,6 +259,12 @@ async fn manage_keys(app: Arc<App>) {
         }
         if wanted && job.as_ref().is_none_or(|j| j.is_finished()) {
             wanted = false;
+            if round > 1 && !app.keyring().has_older_keys() {
+                continue;
+            }
+            if round == 1 && !app.keys_to_move() {
+                continue;
+            }
             let app = app.clone();
             job = Some(tokio::spawn(async move {
                 let progress = crate::app::backup::NoProgress;

@@ -41,17 +41,19 @@ fn store_writes(tx: &Tx<'_>, writes: &KeyWrites) -> Result<(), StoreError> {
 
 /// Opens the keyring of a data directory and stores the keys it had to make (the first
 /// start, an upgrade, accounts without a key of their own) before anything is sealed.
+/// Also says whether keys were made or re-wrapped (an upgrade: older values may want moving).
 pub(crate) fn open_keyring(
     master: &MasterKey,
     store: &Store,
     now: Millis,
-) -> Result<Keyring, AppError> {
+) -> Result<(Keyring, bool), AppError> {
     let stored = stored_keys(store)?;
     let (ring, writes) = Keyring::open(master, &stored, now)?;
-    if !writes.is_empty() {
+    let changed = !writes.is_empty();
+    if changed {
         store.write_blocking(move |tx| store_writes(tx, &writes))?;
     }
-    Ok(ring)
+    Ok((ring, changed))
 }
 
 /// A data key as `rampart keys list` shows it.
@@ -88,6 +90,12 @@ impl App {
     /// The keyring behind every sealed field.
     pub fn keyring(&self) -> &Arc<Keyring> {
         self.sealer.keyring()
+    }
+
+    /// Whether values may sit under another key than their account's newest: older keys are
+    /// loaded, or this start made keys (a first start, an upgrade, accounts without one).
+    pub fn keys_to_move(&self) -> bool {
+        self.keys_made_at_start || self.keyring().has_older_keys()
     }
 
     /// Takes keys another process added or retired (the CLI while the server runs). Cheap:

@@ -126,6 +126,8 @@ pub struct App {
     integrity_watch: Mutex<integrity::IntegrityWatch>,
     /// The stored keys' summary when the keyring last loaded them.
     keys_version: Mutex<Option<crate::store::keys::KeysVersion>>,
+    /// Whether opening made or re-wrapped keys (values may want moving to them).
+    keys_made_at_start: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -170,7 +172,7 @@ impl App {
             .map_err(|e| AppError::Setup(e.to_string()))?;
         let audit_public = audit_key.verifying_key();
         store.sign_audit_checkpoints(config.audit.checkpoint_every, Arc::new(audit_key));
-        let keyring = keys::open_keyring(&master, &store, clock.now_ms())?;
+        let (keyring, keys_made_at_start) = keys::open_keyring(&master, &store, clock.now_ms())?;
         drop(master);
         let people = &config.people;
         let passwords = PasswordWork::new(
@@ -232,6 +234,7 @@ impl App {
             integrity_watch: Mutex::new(integrity::IntegrityWatch::default()),
             key_touches: Mutex::new(HashMap::new()),
             keys_version: Mutex::new(None),
+            keys_made_at_start,
         })
     }
 

@@ -443,6 +443,12 @@ impl Keyring {
             .copied()
     }
 
+    /// Whether a loaded data key is no account's newest: values under it may want moving.
+    pub fn has_older_keys(&self) -> bool {
+        let set = self.set.load();
+        set.keys.len() > set.active.len()
+    }
+
     /// Whether data key `id` is loaded (not retired, not destroyed).
     pub fn holds(&self, id: u32) -> bool {
         self.set.load().keys.contains_key(&id)

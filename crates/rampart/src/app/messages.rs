@@ -92,8 +92,10 @@ pub struct Message {
     pub to: String,
     pub from: String,
     /// `None` for a caller that may see messages' status but not their text
-    /// (`messages:status` without `messages:read`).
+    /// (`messages:status` without `messages:read`), and once retention erased it.
     pub body: Option<String>,
+    /// When retention erased the body.
+    pub body_erased_at: Option<Millis>,
     pub status: MessageStatus,
     pub encoding: Encoding,
     pub segments: u32,
@@ -554,7 +556,7 @@ impl App {
         let to = self
             .sealer
             .open_string(Field::MessageTo, &m.account_id, &m.id, &m.to_sealed)?;
-        let body = if with_body {
+        let body = if with_body && m.body_erased_at.is_none() {
             Some(self.sealer.open_string(
                 Field::MessageBody,
                 &m.account_id,
@@ -569,6 +571,7 @@ impl App {
             to,
             from: m.sender,
             body,
+            body_erased_at: m.body_erased_at,
             status,
             encoding,
             segments: m.segments,
@@ -663,6 +666,7 @@ mod tests {
             to: "+447700900123".into(),
             from: "Bank".into(),
             body: Some("secret code 845512".into()),
+            body_erased_at: None,
             status: MessageStatus::Queued,
             encoding: Encoding::Gsm7,
             segments: 1,

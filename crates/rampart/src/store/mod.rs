@@ -18,6 +18,7 @@ pub mod inbound;
 pub mod messages;
 pub mod people;
 pub mod queue;
+pub mod retention;
 pub mod routing;
 pub mod sessions;
 pub mod snapshot;
@@ -33,7 +34,8 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
 /// The schema's migrations, in order. 0011 chains the audit rows written before the chain
-/// existed, in Rust, inside the migration's transaction.
+/// existed, in Rust, inside the migration's transaction. (0012 is kept for the key
+/// hierarchy's migration.)
 fn migrations() -> Migrations<'static> {
     let mut all: Vec<M<'static>> = BASE_MIGRATIONS.to_vec();
     all.push(M::up_with_hook(
@@ -44,11 +46,17 @@ fn migrations() -> Migrations<'static> {
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         },
     ));
+    all.extend(LATER_MIGRATIONS.iter().cloned());
     Migrations::new(all)
 }
 
 /// The schema version this release brings a database to (SQLite's `user_version`).
-const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1;
+const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1 + LATER_MIGRATIONS.len();
+
+/// The migrations after 0011's.
+const LATER_MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
+    "../../../../migrations/sqlite/0013_retention.sql"
+))];
 
 const BASE_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),
@@ -116,6 +124,7 @@ pub trait Repositories:
     + messages::Messages
     + people::People
     + queue::Queue
+    + retention::Retention
     + routing::Routing
     + sessions::Sessions
 {
@@ -130,6 +139,7 @@ impl<T> Repositories for T where
         + messages::Messages
         + people::People
         + queue::Queue
+        + retention::Retention
         + routing::Routing
         + sessions::Sessions
 {

@@ -27,6 +27,7 @@ mod people;
 mod rate_limits;
 mod raw;
 mod reply;
+mod retention;
 mod routing_config;
 mod sandbox;
 mod session;

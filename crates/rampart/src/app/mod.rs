@@ -158,6 +158,8 @@ impl App {
                     ))
                 })?;
         }
+        crate::data::permissions::require_private_data(&config)
+            .map_err(|e| AppError::Setup(e.to_string()))?;
         let networks = |field: &str, entries: &[String]| {
             IpList::parse(entries.iter().map(String::as_str))
                 .map_err(|e| AppError::Setup(format!("network.{field}: {e}")))

@@ -11,6 +11,7 @@ mod backup;
 mod durability;
 mod encoding;
 mod errors;
+mod exposed_files;
 mod factors;
 mod floods;
 mod helpers;

@@ -28,7 +28,7 @@ async fn connector_names(app: &crate::helpers::TestApp, operator: &str) -> Vec<S
 async fn routes_in_the_config_file_apply_and_edits_take_effect_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("smsc.pass");
-    std::fs::write(&password, "secret\n").unwrap();
+    crate::helpers::write_private(&password, "secret\n");
     let config = dir.path().join("rampart.toml");
     let port = closed_port();
     std::fs::write(

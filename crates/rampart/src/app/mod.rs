@@ -1,6 +1,7 @@
 //! The application layer: one method of [`App`] per use case (send, cancel, read and list
 //! messages and inbound; issue, list and revoke API keys; create and list accounts; add and
-//! remove connectors, routes and numbers; retention). The HTTP API and the CLI are thin adapters over it.
+//! remove connectors, routes and numbers; retention). The HTTP API and the CLI are thin
+//! adapters over it.
 //!
 //! This is the one place a request passes its checks: the caller's scope, the business
 //! policy (before anything is stored), and the audit trail (in the same transaction as the

@@ -143,6 +143,11 @@ impl Bench {
                 early_receipts_max_per_connector: EARLY_RECEIPTS_CAP,
                 early_receipts_max_age_ms: EARLY_RECEIPTS_MAX_AGE_MS as u64,
             },
+            // Longer than the shortest purge period, so retention tests meet a late retry.
+            messaging: config::Messaging {
+                idempotency_hours: 72,
+                ..config::Messaging::default()
+            },
             ..Config::default()
         };
         let shared = Arc::new(clock.clone());

@@ -421,13 +421,17 @@ impl App {
     fn replay(&self, account_id: &str, ids: Vec<String>) -> Result<SendOutcome, AppError> {
         let mut messages = Vec::with_capacity(ids.len());
         for id in ids {
+            // Only retention deletes messages: with a purge period shorter than
+            // `messaging.idempotency_hours`, a late retry finds its messages gone.
             let record = self
                 .store
                 .read(|tx| tx.get_message(account_id, &id))?
                 .ok_or_else(|| {
-                    AppError::Store(crate::store::StoreError::Corrupt(
-                        "an idempotency record names a missing message".into(),
-                    ))
+                    AppError::conflict(
+                        "idempotency_messages_purged",
+                        "the messages sent with this Idempotency-Key were deleted under the \
+                         account's retention; send again with a new key",
+                    )
                 })?;
             let m = self.open_message(record, false)?;
             messages.push(AcceptedMessage {

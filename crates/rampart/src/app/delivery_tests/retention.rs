@@ -348,3 +348,41 @@ async fn more_rows_than_one_batch_are_all_erased_in_one_run() {
             .all(|id| bench.message(id).body_erased_at.is_some())
     );
 }
+
+#[tokio::test]
+async fn a_late_retry_of_a_purged_send_is_a_conflict_not_a_server_error() {
+    let bench = Bench::new().await;
+    bench.set_retention(&bench.account, None, Some(1)).await;
+    let request = || SendRequest {
+        to: vec![UK_NUMBER.into()],
+        from: "Rampart".into(),
+        body: "once".into(),
+        idempotency: Some(
+            crate::app::messages::Idempotency::new("order-1", b"the same request").unwrap(),
+        ),
+        ..SendRequest::default()
+    };
+    let id = bench.send_request(request()).await;
+    bench.round().await;
+    bench.record(vec![accepted(&id, "uk", &["p-1"])]).await;
+    bench
+        .record(vec![receipt("uk", "p-1", ReceiptState::Delivered, None)])
+        .await;
+    bench.advance(DAY + 1);
+    bench.app.apply_retention().await.unwrap();
+
+    let retried = bench
+        .app
+        .send_messages(&Caller::operator(&bench.account), request())
+        .await;
+    assert!(
+        matches!(
+            retried,
+            Err(AppError::Conflict {
+                code: "idempotency_messages_purged",
+                ..
+            })
+        ),
+        "{retried:?}"
+    );
+}

@@ -22,6 +22,7 @@ pub struct InboundView {
     /// The account's number it was sent to.
     pub to: String,
     /// The text; null once the account's retention erased it (`body_erased_at`).
+    #[schema(required = true)]
     pub body: Option<String>,
     /// When the account's retention erased the body; absent while it is kept.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,12 +1,15 @@
 //! An account's retention against the real server: read and set over the API by the account's
 //! admins and operators (a developer's key is refused), bounds answered 422
-//! `invalid_retention`, and the operator's `rampart account retention` sets and shows the same.
-//! (What retention erases and deletes is driven on a manual clock in `app::delivery_tests`.)
+//! `invalid_retention`, the operator's `rampart account retention` sets and shows the same, and
+//! the server applies it shortly after start. (What retention erases and deletes, day by day,
+//! is driven on a manual clock in `app::delivery_tests`.)
+
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{NORMAL_NUMBER, POLL_INTERVAL, TestApp, spawn_app};
 use crate::reply::Reply;
 
 /// The scopes of the developer role: everything but the account's rules and its trail.
@@ -180,4 +183,64 @@ async fn a_developer_key_may_not_read_or_set_retention_and_an_operator_with_acco
     )
     .await
     .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn shortly_after_start_the_server_erases_bodies_past_the_accounts_period() {
+    let mut app = spawn_app();
+    let account = app.account_id();
+    let old = app.send_to(NORMAL_NUMBER, "Your code is 918273").await;
+    let recent = app.send_to(NORMAL_NUMBER, "Your code is 555111").await;
+    app.wait_for_status(&old, "delivered").await;
+    app.wait_for_status(&recent, "delivered").await;
+    app.cli(&[
+        "account",
+        "retention",
+        "--account",
+        &account,
+        "--erase-bodies-after-days",
+        "1",
+    ]);
+    app.kill9();
+    // Two days older, as if the server had been down that long since it sent it.
+    let db = rusqlite::Connection::open(app.data_dir.join("rampart.db")).unwrap();
+    db.execute(
+        "UPDATE messages SET created_at = created_at - 2 * 86400000 WHERE id = ?1",
+        [&old],
+    )
+    .unwrap();
+    drop(db);
+    app.restart();
+
+    // The first run is half a minute after start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let erased = loop {
+        let message = app.message(&old).await;
+        if message.get("body_erased_at").is_some() {
+            break message;
+        }
+        assert!(Instant::now() < deadline, "not erased: {message}");
+        tokio::time::sleep(POLL_INTERVAL * 20).await;
+    };
+    assert_eq!(erased["body"], json!(null));
+    assert_eq!(erased["status"], "delivered");
+    assert_eq!(erased["to"], NORMAL_NUMBER);
+    let kept = app.message(&recent).await;
+    assert_eq!(kept["body"], "Your code is 555111");
+    assert!(kept.get("body_erased_at").is_none(), "{kept}");
+
+    let trail = app
+        .get("/v1/audit-events?action=retention.applied", &app.key)
+        .await
+        .json();
+    assert_eq!(
+        trail["data"][0]["target"],
+        "messages_erased=1 messages_purged=0 inbound_erased=0 inbound_purged=0",
+        "{trail}"
+    );
+    let (verified, stdout, stderr) = app.cli_output(&["verify"]);
+    assert!(
+        verified,
+        "an erased body is no integrity finding: {stdout}\n{stderr}"
+    );
 }

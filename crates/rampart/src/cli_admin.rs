@@ -58,6 +58,22 @@ pub enum AccountCommand {
         #[arg(long)]
         confirm: String,
     },
+    /// Set how long an account keeps messages: bodies of finished messages (and of inbound
+    /// ones) erased after N days, whole messages deleted after M days. A period not given is
+    /// kept for ever. With --show, only print them.
+    Retention {
+        #[arg(long)]
+        account: String,
+        /// Erase message bodies after this many days (1 to 36500); the rest is kept.
+        #[arg(long)]
+        erase_bodies_after_days: Option<u32>,
+        /// Delete whole messages after this many days (1 to 36500, not fewer than
+        /// --erase-bodies-after-days).
+        #[arg(long)]
+        purge_after_days: Option<u32>,
+        #[arg(long, conflicts_with_all = ["erase_bodies_after_days", "purge_after_days"])]
+        show: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -171,6 +187,33 @@ pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<(
             let purged = app.purge_deleted_accounts().await?;
             println!(
                 "account {account} deleted: {destroyed} data keys destroyed, {purged} rows purged"
+            );
+        }
+        AccountCommand::Retention {
+            account,
+            erase_bodies_after_days,
+            purge_after_days,
+            show,
+        } => {
+            let retention = if show {
+                app.retention_of(&account)?
+            } else {
+                app.set_retention_of(
+                    &Actor::Operator,
+                    &account,
+                    erase_bodies_after_days,
+                    purge_after_days,
+                )
+                .await?
+            };
+            let days = |d: Option<u32>| match d {
+                Some(d) => format!("after {d} days"),
+                None => "never".to_owned(),
+            };
+            println!(
+                "{account}: bodies erased {}; messages deleted {}",
+                days(retention.erase_bodies_after_days()),
+                days(retention.purge_after_days())
             );
         }
         AccountCommand::List => {

@@ -145,6 +145,7 @@ pub async fn run_connector(app: &App, command: ConnectorCommand) -> anyhow::Resu
 impl SmppArgs {
     /// The connector to add, with the bind password read from its file.
     fn into_new(self) -> anyhow::Result<NewSmppConnector> {
+        rampart::data::permissions::require_owner_only(&[&self.password_file])?;
         let password = Zeroizing::new(
             std::fs::read_to_string(&self.password_file)
                 .with_context(|| format!("cannot read {}", self.password_file.display()))?,

@@ -204,13 +204,31 @@ fn with_timeouts<A>(
 }
 
 /// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second;
-/// once an hour forgets long-ended bans and expired idempotency keys, and purges the rows of
-/// deleted accounts.
+/// once an hour forgets long-ended bans and expired idempotency keys, purges the rows of
+/// deleted accounts and applies accounts' retention (also half a minute after start, so a
+/// server restarted often still applies it).
 async fn sync_bans(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retention_running = Arc::new(tokio::sync::Mutex::new(()));
     for round in 0u64.. {
         tick.tick().await;
+        if round % 3600 == RETENTION_FIRST_ROUND {
+            // On its own task: a first run over a large backlog must not hold up the bans.
+            if let Ok(running) = retention_running.clone().try_lock_owned() {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    match app.apply_retention().await {
+                        Ok(changed) if !changed.is_empty() => {
+                            tracing::info!(accounts = changed.len(), "retention applied");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot apply retention"),
+                    }
+                    drop(running);
+                });
+            }
+        }
         if let Err(e) = app.sync_bans() {
             tracing::warn!(error = %e, "cannot read the bans");
         }
@@ -280,6 +298,9 @@ async fn manage_keys(app: Arc<App>) {
         }
     }
 }
+
+/// The second of each hour of the server's life when retention runs: half a minute after start.
+const RETENTION_FIRST_ROUND: u64 = 30;
 
 /// Checks the audit chain and its checkpoints every `audit.verify_every_seconds` (the first
 /// time one period after start); a failure is logged, counted and audited by the use case.

@@ -115,7 +115,7 @@ async fn inbound_messages_keys_numbers_and_connector_passwords_of_the_first_rele
                 .expect("inbound opens");
             assert_eq!(Some(got.from), text(&want["from"]));
             assert_eq!(Some(got.to), text(&want["to"]));
-            assert_eq!(Some(got.body), text(&want["body"]));
+            assert_eq!(got.body, text(&want["body"]));
         }
         let keys = app.list_api_keys(&caller).expect("keys");
         for want in account["api_keys"].as_array().expect("keys") {

@@ -120,6 +120,9 @@ pub enum Action {
     NumberRemoved,
     AccountNetworksSet,
     AccountRateLimitsSet,
+    AccountRetentionSet,
+    /// Retention erased or purged messages of an account (the target holds the counts).
+    RetentionApplied,
     RequestRefused,
     AddressBanned,
     BanLifted,
@@ -168,6 +171,8 @@ impl Action {
             Self::NumberRemoved => "number.remove",
             Self::AccountNetworksSet => "account.allowed_ips",
             Self::AccountRateLimitsSet => "account.rate_limits",
+            Self::AccountRetentionSet => "account.retention",
+            Self::RetentionApplied => "retention.applied",
             Self::RequestRefused => "request.refused",
             Self::AddressBanned => "address.ban",
             Self::BanLifted => "address.unban",

@@ -2,7 +2,8 @@
 //! messages go in through the send use case, rounds run one at a time, and carrier answers are
 //! recorded the way the recorder records them. (They live under `app` because they start from
 //! the use cases; delivery itself knows nothing of them.) Nothing here waits on wall time. This file holds the bench;
-//! the tests are in `claims` (dispatcher rounds) and `answers` (what carriers report).
+//! the tests are in `claims` (dispatcher rounds), `answers` (what carriers report) and
+//! `retention` (what an account's retention erases and deletes).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use crate::store::messages::MessageRecord;
 
 mod answers;
 mod claims;
+mod retention;
 
 const START: Millis = 1_700_000_000_000;
 const UK_NUMBER: &str = "+447911123456";
@@ -140,6 +142,11 @@ impl Bench {
                 claim_batch: 16,
                 early_receipts_max_per_connector: EARLY_RECEIPTS_CAP,
                 early_receipts_max_age_ms: EARLY_RECEIPTS_MAX_AGE_MS as u64,
+            },
+            // Longer than the shortest purge period, so retention tests meet a late retry.
+            messaging: config::Messaging {
+                idempotency_hours: 72,
+                ..config::Messaging::default()
             },
             ..Config::default()
         };

@@ -22,7 +22,10 @@ pub struct InboundMessage {
     pub from: String,
     /// The account's number it was sent to.
     pub to: String,
-    pub body: String,
+    /// `None` once retention erased it.
+    pub body: Option<String>,
+    /// When retention erased the body.
+    pub body_erased_at: Option<Millis>,
     /// The connector it arrived on.
     pub connector: String,
     pub received_at: Millis,
@@ -45,7 +48,7 @@ impl fmt::Debug for InboundMessage {
             .field("id", &self.id)
             .field("from", &mask(&self.from))
             .field("to", &mask(&self.to))
-            .field("body_chars", &self.body.chars().count())
+            .field("body_chars", &self.body.as_ref().map(|b| b.chars().count()))
             .finish_non_exhaustive()
     }
 }
@@ -113,13 +116,20 @@ impl App {
         let from = self
             .sealer
             .open_string(Field::InboundFrom, account, id, &row.from_sealed)?;
-        let body = self
-            .sealer
-            .open_string(Field::InboundBody, account, id, &row.body_sealed)?;
+        let body = match row.body_erased_at {
+            Some(_) => None,
+            None => {
+                Some(
+                    self.sealer
+                        .open_string(Field::InboundBody, account, id, &row.body_sealed)?,
+                )
+            }
+        };
         Ok(InboundMessage {
             from,
             to: row.to_number,
             body,
+            body_erased_at: row.body_erased_at,
             connector: row.connector,
             received_at: row.received_at,
             id: row.id,

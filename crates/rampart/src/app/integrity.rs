@@ -9,13 +9,13 @@ use super::audit::{Action, Actor, AuditEvent};
 use super::{App, AppError};
 use crate::config::Config;
 use crate::data::Keyring;
-use crate::data::audit_key;
 use crate::data::integrity::{
     ChainPosition, ChainReport, Finding, SealedReport, verify_audit_chain, verify_audit_chain_from,
     verify_owner_only, verify_sealed_fields,
 };
 use crate::data::keyring::{MasterKey, MasterKeySource};
 use crate::data::sealing::Sealer;
+use crate::data::{audit_key, permissions};
 use crate::store::{Store, StoreError};
 
 /// Where the scheduled check stands.
@@ -64,17 +64,8 @@ pub fn verify_data_dir(
             db.display()
         )));
     }
-    let sibling = |suffix: &str| PathBuf::from(format!("{}{suffix}", db.display()));
-    let (wal, shm) = (sibling("-wal"), sibling("-shm"));
-    let signing_key = audit_key::key_path(dir);
-    let files = verify_owner_only(&[
-        dir.as_path(),
-        db.as_path(),
-        wal.as_path(),
-        shm.as_path(),
-        master_path.as_path(),
-        signing_key.as_path(),
-    ]);
+    let private = permissions::private_paths(config);
+    let files = verify_owner_only(&private.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     let source = super::keys::master_key_source(config);
     if matches!(source, MasterKeySource::File(_)) && !master_path.exists() {
         return Err(AppError::Setup(format!(

@@ -92,8 +92,10 @@ pub struct Message {
     pub to: String,
     pub from: String,
     /// `None` for a caller that may see messages' status but not their text
-    /// (`messages:status` without `messages:read`).
+    /// (`messages:status` without `messages:read`), and once retention erased it.
     pub body: Option<String>,
+    /// When retention erased the body.
+    pub body_erased_at: Option<Millis>,
     pub status: MessageStatus,
     pub encoding: Encoding,
     pub segments: u32,
@@ -419,13 +421,17 @@ impl App {
     fn replay(&self, account_id: &str, ids: Vec<String>) -> Result<SendOutcome, AppError> {
         let mut messages = Vec::with_capacity(ids.len());
         for id in ids {
+            // Only retention deletes messages: with a purge period shorter than
+            // `messaging.idempotency_hours`, a late retry finds its messages gone.
             let record = self
                 .store
                 .read(|tx| tx.get_message(account_id, &id))?
                 .ok_or_else(|| {
-                    AppError::Store(crate::store::StoreError::Corrupt(
-                        "an idempotency record names a missing message".into(),
-                    ))
+                    AppError::conflict(
+                        "idempotency_messages_purged",
+                        "the messages sent with this Idempotency-Key were deleted under the \
+                         account's retention; send again with a new key",
+                    )
                 })?;
             let m = self.open_message(record, false)?;
             messages.push(AcceptedMessage {
@@ -554,7 +560,7 @@ impl App {
         let to = self
             .sealer
             .open_string(Field::MessageTo, &m.account_id, &m.id, &m.to_sealed)?;
-        let body = if with_body {
+        let body = if with_body && m.body_erased_at.is_none() {
             Some(self.sealer.open_string(
                 Field::MessageBody,
                 &m.account_id,
@@ -569,6 +575,7 @@ impl App {
             to,
             from: m.sender,
             body,
+            body_erased_at: m.body_erased_at,
             status,
             encoding,
             segments: m.segments,
@@ -663,6 +670,7 @@ mod tests {
             to: "+447700900123".into(),
             from: "Bank".into(),
             body: Some("secret code 845512".into()),
+            body_erased_at: None,
             status: MessageStatus::Queued,
             encoding: Encoding::Gsm7,
             segments: 1,

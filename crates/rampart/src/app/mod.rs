@@ -1,6 +1,7 @@
 //! The application layer: one method of [`App`] per use case (send, cancel, read and list
 //! messages and inbound; issue, list and revoke API keys; create and list accounts; add and
-//! remove connectors, routes and numbers). The HTTP API and the CLI are thin adapters over it.
+//! remove connectors, routes and numbers; retention). The HTTP API and the CLI are thin
+//! adapters over it.
 //!
 //! This is the one place a request passes its checks: the caller's scope, the business
 //! policy (before anything is stored), and the audit trail (in the same transaction as the
@@ -23,6 +24,7 @@ pub mod passkeys;
 pub mod people;
 pub mod people_policy;
 pub mod restore;
+pub mod retention;
 pub mod routing;
 pub mod sessions;
 pub mod shredding;
@@ -158,6 +160,8 @@ impl App {
                     ))
                 })?;
         }
+        crate::data::permissions::require_private_data(&config)
+            .map_err(|e| AppError::Setup(e.to_string()))?;
         let networks = |field: &str, entries: &[String]| {
             IpList::parse(entries.iter().map(String::as_str))
                 .map_err(|e| AppError::Setup(format!("network.{field}: {e}")))

@@ -5,7 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -25,8 +25,8 @@ pub enum AuditKeyError {
         path: String,
         source: std::io::Error,
     },
-    /// The key file is readable by others than its owner.
-    #[error("audit signing key {0} must be readable by its owner only (chmod 600)")]
+    /// The key file is readable by others than its owner, or is another user's.
+    #[error("audit signing key: {0}")]
     Exposed(String),
     /// The file does not hold a base64-encoded 32-byte key.
     #[error("audit signing key {0} does not hold a 32-byte base64 key")]
@@ -111,9 +111,15 @@ fn read_key(path: &Path) -> Result<SigningKey, AuditKeyError> {
         path: path.display().to_string(),
         source,
     };
-    let mode = fs::metadata(path).map_err(io)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(AuditKeyError::Exposed(path.display().to_string()));
+    if let Err(exposed) = super::permissions::require_owner_only(&[path]) {
+        return Err(AuditKeyError::Exposed(
+            exposed
+                .0
+                .iter()
+                .map(|e| e.problem())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
     }
     let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
     let bytes = Zeroizing::new(
@@ -169,6 +175,7 @@ fn parse_public_hex(hex: &str) -> Result<VerifyingKey, AuditKeyError> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::Arc;
 
     use super::*;

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
@@ -225,6 +224,10 @@ fn check_pair(
     fields: [(Field, &str); 2],
 ) {
     for ((field, column), sealed) in fields.into_iter().zip([&row.number, &row.body]) {
+        // An erased body is an empty blob by design: nothing is left to open.
+        if field_is_erased_body(row, column) {
+            continue;
+        }
         report.fields += 1;
         if !sealer.binds_account(sealed) {
             report.legacy_fields += 1;
@@ -245,33 +248,16 @@ fn check_pair(
     }
 }
 
-/// Findings for each of `paths` that exists and that others than its owner may read, or that
-/// belongs to another user than this process's.
+fn field_is_erased_body(row: &SealedPair, column: &str) -> bool {
+    column == "body" && row.body_erased && row.body.is_empty()
+}
+
+/// Findings for each of `paths` that exists and that others than its owner may use, or that
+/// belongs to another user than this process's: the rule start-up enforces
+/// (`permissions::exposures`), reported rather than refused.
 pub fn verify_owner_only(paths: &[&Path]) -> Vec<Finding> {
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let mut findings = Vec::new();
-    for path in paths {
-        let Ok(meta) = std::fs::metadata(path) else {
-            continue;
-        };
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            let fix = if meta.is_dir() {
-                "chmod 700"
-            } else {
-                "chmod 600"
-            };
-            findings.push(finding(
-                path.display().to_string(),
-                format!("mode {mode:o}: others than its owner may use it ({fix})"),
-            ));
-        }
-        if me.is_some_and(|uid| uid != meta.uid()) {
-            findings.push(finding(
-                path.display().to_string(),
-                format!("belongs to uid {}, not to this user", meta.uid()),
-            ));
-        }
-    }
-    findings
+    super::permissions::exposures(paths)
+        .into_iter()
+        .map(|e| finding(e.path().display().to_string(), e.problem()))
+        .collect()
 }

@@ -45,8 +45,8 @@ pub enum KeyringError {
         path: String,
         source: std::io::Error,
     },
-    /// The master key file is readable by others than its owner.
-    #[error("master key file {0} must be readable by its owner only (chmod 600)")]
+    /// The master key file is readable by others than its owner, or is another user's.
+    #[error("master key file: {0}")]
     MasterKeyExposed(String),
     /// The master key source does not hold 32 base64-encoded bytes.
     #[error("{0} does not hold a 32-byte base64 key")]

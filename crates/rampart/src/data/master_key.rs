@@ -5,7 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -120,10 +120,9 @@ impl MasterKey {
             path: path.display().to_string(),
             source,
         };
-        let mode = fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyringError::MasterKeyExposed(path.display().to_string()));
-        }
+        // The one rule for secret files (data::permissions): owner-only, and ours.
+        super::permissions::require_owner_only(&[path])
+            .map_err(|e| KeyringError::MasterKeyExposed(e.to_string()))?;
         let text = Zeroizing::new(fs::read_to_string(path).map_err(io)?);
         decode(&text, &path.display().to_string())
     }
@@ -191,6 +190,8 @@ impl MasterKey {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

@@ -96,6 +96,16 @@ impl Dispatcher {
         let attempt = message.attempts;
         let sealer = &self.deps.sealer;
         let account = &message.account_id;
+        // Retention erases only messages in a final state, which are never claimed; should one
+        // come here anyway, there is nothing to hand over.
+        if message.body_erased_at.is_some() {
+            return Some(refusal(
+                id,
+                attempt,
+                "body_erased",
+                "the message's body was erased under the account's retention",
+            ));
+        }
         let opened = sealer
             .open_string(Field::MessageTo, account, &id, &message.to_sealed)
             .and_then(|to| {

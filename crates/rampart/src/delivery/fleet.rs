@@ -97,6 +97,8 @@ impl Declared {
         sealer: &Sealer,
     ) -> Result<ConnectorRecord, DeclaredError> {
         use sha2::{Digest, Sha256};
+        // Checked at every read, as the file may change while the server runs.
+        crate::data::permissions::require_owner_only(&[&declared.password_file])?;
         let text = Zeroizing::new(std::fs::read_to_string(&declared.password_file).map_err(
             |source| DeclaredError::PasswordFile {
                 path: declared.password_file.display().to_string(),
@@ -148,6 +150,9 @@ pub enum DeclaredError {
         path: String,
         source: std::io::Error,
     },
+    /// Others may read its password file, or it is another user's.
+    #[error(transparent)]
+    PasswordFileExposed(#[from] crate::data::permissions::Exposed),
     /// The password could not be sealed.
     #[error(transparent)]
     Keyring(#[from] crate::data::KeyringError),

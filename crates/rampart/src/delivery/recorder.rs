@@ -187,6 +187,7 @@ fn record_inbound(
         to_number: owner.number,
         connector: connector.to_owned(),
         received_at: now,
+        body_erased_at: None,
     };
     tx.insert_inbound(&row)?;
     metrics::counter!("rampart_inbound_received_total", "connector" => connector.to_owned())

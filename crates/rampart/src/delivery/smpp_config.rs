@@ -177,16 +177,16 @@ pub fn build(
         };
         match (&options.tls_client_cert_file, &options.tls_client_key_file) {
             (Some(cert), Some(key)) => {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(key)
-                    .map_err(|e| client_cert(format!("{key}: {e}")))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(client_cert(format!(
-                        "{key} must be readable by its owner only (chmod 600)"
-                    )));
-                }
+                std::fs::metadata(key).map_err(|e| client_cert(format!("{key}: {e}")))?;
+                crate::data::permissions::require_owner_only(&[std::path::Path::new(key)])
+                    .map_err(|e| {
+                        client_cert(
+                            e.0.iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; "),
+                        )
+                    })?;
                 tls.client_cert_pem = Some(
                     std::fs::read_to_string(cert)
                         .map_err(|e| client_cert(format!("{cert}: {e}")))?,

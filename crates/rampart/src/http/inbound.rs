@@ -21,7 +21,13 @@ pub struct InboundView {
     pub from: String,
     /// The account's number it was sent to.
     pub to: String,
-    pub body: String,
+    /// The text; null once the account's retention erased it (`body_erased_at`).
+    #[schema(required = true)]
+    pub body: Option<String>,
+    /// When the account's retention erased the body; absent while it is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub body_erased_at: Option<String>,
     /// The connector it arrived on.
     pub connector: String,
     #[schema(format = DateTime)]
@@ -73,6 +79,7 @@ impl From<InboundMessage> for InboundView {
             from: m.from,
             to: m.to,
             body: m.body,
+            body_erased_at: m.body_erased_at.map(clock::rfc3339),
             connector: m.connector,
             received_at: clock::rfc3339(m.received_at),
         }

@@ -64,9 +64,15 @@ pub struct MessageView {
     pub id: String,
     pub to: String,
     pub from: String,
-    /// The text; absent for a key that holds `messages:status` but not `messages:read`.
+    /// The text; absent for a key that holds `messages:status` but not `messages:read`, and
+    /// null once the account's retention erased it (`body_erased_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub body: Option<Option<String>>,
+    /// When the account's retention erased the body; absent while it is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub body_erased_at: Option<String>,
     pub status: MessageStatus,
     pub encoding: Encoding,
     pub segments: u32,
@@ -263,7 +269,12 @@ impl From<Message> for MessageView {
             id: m.id,
             to: m.to,
             from: m.from,
-            body: m.body,
+            body: match (m.body, m.body_erased_at) {
+                (Some(body), _) => Some(Some(body)),
+                (None, Some(_)) => Some(None),
+                (None, None) => None,
+            },
+            body_erased_at: m.body_erased_at.map(clock::rfc3339),
             status: m.status,
             encoding: m.encoding,
             segments: m.segments,

@@ -17,6 +17,7 @@ pub mod oversized;
 pub mod passkeys;
 pub mod people;
 pub mod rate_limits;
+pub mod retention;
 pub mod system;
 pub mod whole_number;
 
@@ -183,6 +184,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             rate_limits::set_rate_limits
         ))
         .routes(routes!(rate_limits::set_operator_rate_limits))
+        .routes(routes!(retention::get_retention, retention::set_retention))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -1,9 +1,11 @@
 //! The SMS domain: phone numbers, sender IDs and bodies as types that parse (never just
-//! validate), GSM-7/UCS-2 encoding and segmentation, and the message lifecycle.
+//! validate), GSM-7/UCS-2 encoding and segmentation, the message lifecycle, and how long an
+//! account keeps its messages.
 
 pub mod body;
 pub mod encoding;
 pub mod phone;
+pub mod retention;
 pub mod sender;
 pub mod status;
 

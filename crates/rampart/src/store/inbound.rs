@@ -21,10 +21,12 @@ pub struct InboundRecord {
     pub body_sealed: Vec<u8>,
     pub connector: String,
     pub received_at: Millis,
+    /// When retention erased the body (`body_sealed` is then empty).
+    pub body_erased_at: Option<Millis>,
 }
 
-const COLUMNS: &str =
-    "id, account_id, from_sealed, from_index, to_number, body_sealed, connector, received_at";
+const COLUMNS: &str = "id, account_id, from_sealed, from_index, to_number, body_sealed, connector, \
+     received_at, body_erased_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<InboundRecord> {
     let index: Vec<u8> = r.get(3)?;
@@ -43,6 +45,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<InboundRecord> {
         body_sealed: r.get(5)?,
         connector: r.get(6)?,
         received_at: r.get(7)?,
+        body_erased_at: r.get(8)?,
     })
 }
 
@@ -82,7 +85,8 @@ impl Inbound for Db<'_> {
         limit: usize,
     ) -> Result<Vec<SealedPair>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, account_id, from_sealed, body_sealed FROM inbound_messages \
+            "SELECT id, account_id, from_sealed, body_sealed, body_erased_at IS NOT NULL \
+             FROM inbound_messages \
              WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after_id, limit as i64], |r| {
@@ -91,6 +95,7 @@ impl Inbound for Db<'_> {
                 account_id: r.get(1)?,
                 number: r.get(2)?,
                 body: r.get(3)?,
+                body_erased: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -99,7 +104,7 @@ impl Inbound for Db<'_> {
     fn insert_inbound(&self, row: &InboundRecord) -> Result<(), StoreError> {
         self.conn()
             .prepare_cached(&format!(
-                "INSERT INTO inbound_messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                "INSERT INTO inbound_messages ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             ))?
             .execute(params![
                 row.id,
@@ -110,6 +115,7 @@ impl Inbound for Db<'_> {
                 row.body_sealed,
                 row.connector,
                 row.received_at,
+                row.body_erased_at,
             ])?;
         Ok(())
     }

@@ -47,10 +47,13 @@ pub struct MessageRecord {
     pub updated_at: Millis,
     pub sent_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+    /// When retention erased the body (`body_sealed` is then empty).
+    pub body_erased_at: Option<Millis>,
 }
 
 pub(super) const COLUMNS: &str = "id, account_id, to_sealed, sender, body_sealed, encoding, segments, status, client_ref, \
-     send_at, valid_until, attempts, connector, error_code, error_detail, created_at, updated_at, sent_at, completed_at";
+     send_at, valid_until, attempts, connector, error_code, error_detail, created_at, updated_at, sent_at, completed_at, \
+     body_erased_at";
 
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
@@ -73,6 +76,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         updated_at: r.get(16)?,
         sent_at: r.get(17)?,
         completed_at: r.get(18)?,
+        body_erased_at: r.get(19)?,
     })
 }
 
@@ -140,6 +144,8 @@ pub struct SealedPair {
     /// `to_sealed` (messages) or `from_sealed` (inbound).
     pub number: Vec<u8>,
     pub body: Vec<u8>,
+    /// Retention erased the body: `body` is empty and opens as nothing.
+    pub body_erased: bool,
 }
 
 impl Messages for Db<'_> {
@@ -156,7 +162,8 @@ impl Messages for Db<'_> {
         limit: usize,
     ) -> Result<Vec<(i64, SealedPair)>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT seq, id, account_id, to_sealed, body_sealed FROM messages \
+            "SELECT seq, id, account_id, to_sealed, body_sealed, body_erased_at IS NOT NULL \
+             FROM messages \
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
@@ -167,6 +174,7 @@ impl Messages for Db<'_> {
                     account_id: r.get(2)?,
                     number: r.get(3)?,
                     body: r.get(4)?,
+                    body_erased: r.get(5)?,
                 },
             ))
         })?;

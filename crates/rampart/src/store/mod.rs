@@ -19,6 +19,7 @@ pub mod keys;
 pub mod messages;
 pub mod people;
 pub mod queue;
+pub mod retention;
 pub mod routing;
 pub mod sessions;
 pub mod snapshot;
@@ -34,7 +35,8 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{mpsc, oneshot};
 
 /// The schema's migrations, in order. 0011 chains the audit rows written before the chain
-/// existed, in Rust, inside the migration's transaction.
+/// existed, in Rust, inside the migration's transaction. (0012 is kept for the key
+/// hierarchy's migration.)
 fn migrations() -> Migrations<'static> {
     let mut all: Vec<M<'static>> = BASE_MIGRATIONS.to_vec();
     all.push(M::up_with_hook(
@@ -45,17 +47,22 @@ fn migrations() -> Migrations<'static> {
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         },
     ));
-    all.extend_from_slice(LATER_MIGRATIONS);
+    all.extend(LATER_MIGRATIONS.iter().cloned());
     Migrations::new(all)
 }
 
 /// The schema version this release brings a database to (SQLite's `user_version`).
 const SCHEMA_VERSION: usize = BASE_MIGRATIONS.len() + 1 + LATER_MIGRATIONS.len();
 
-/// The migrations after 0011.
-const LATER_MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
-    "../../../../migrations/sqlite/0012_key_hierarchy.sql"
-))];
+/// The migrations after 0011's.
+const LATER_MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0012_key_hierarchy.sql"
+    )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0013_retention.sql"
+    )),
+];
 
 const BASE_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../../migrations/sqlite/0001_init.sql")),
@@ -124,6 +131,7 @@ pub trait Repositories:
     + messages::Messages
     + people::People
     + queue::Queue
+    + retention::Retention
     + routing::Routing
     + sessions::Sessions
 {
@@ -139,6 +147,7 @@ impl<T> Repositories for T where
         + messages::Messages
         + people::People
         + queue::Queue
+        + retention::Retention
         + routing::Routing
         + sessions::Sessions
 {

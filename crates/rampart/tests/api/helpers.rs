@@ -537,6 +537,14 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and runs `rampart serve` again on its data directory, expecting a
+    /// refusal to start; returns its stderr. [`TestApp::restart`] starts it for real.
+    pub fn restart_refused(&mut self) -> String {
+        self.kill9();
+        let stderr_path = self.stderr_path.with_extension("refused");
+        serve_refused_with(&self.data_dir, &self.env, &stderr_path)
+    }
+
     /// Starts the server again on the same data directory (a new port). No key is printed
     /// again; the one we have keeps working.
     pub fn restart(&mut self) {
@@ -639,9 +647,18 @@ pub fn serve_refused(extra_env: &[(&str, &str)]) -> String {
         .chain(extra_env)
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let stderr_path = root.path().join("server.stderr");
-    let stderr = File::create(&stderr_path).expect("the server log file");
-    let mut child = server_command(&root.path().join("data"), &env)
+    serve_refused_with(
+        &root.path().join("data"),
+        &env,
+        &root.path().join("server.stderr"),
+    )
+}
+
+/// Runs `rampart serve` on `data_dir` with `env`, expecting it to refuse to start (bounded
+/// wait); returns what it wrote to stderr (also kept in `stderr_path`).
+fn serve_refused_with(data_dir: &Path, env: &[(String, String)], stderr_path: &Path) -> String {
+    let stderr = File::create(stderr_path).expect("the server log file");
+    let mut child = server_command(data_dir, env)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -652,7 +669,7 @@ pub fn serve_refused(extra_env: &[(&str, &str)]) -> String {
     loop {
         if let Some(status) = child.try_wait().expect("poll the server process") {
             assert!(!status.success(), "the server exited successfully");
-            return fs::read_to_string(&stderr_path).unwrap_or_default();
+            return fs::read_to_string(stderr_path).unwrap_or_default();
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
@@ -661,4 +678,18 @@ pub fn serve_refused(extra_env: &[(&str, &str)]) -> String {
         }
         std::thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// Writes a file only its owner may read, as a secret must be for Rampart to take it.
+pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    file.write_all(contents.as_ref()).unwrap();
 }

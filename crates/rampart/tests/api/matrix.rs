@@ -154,6 +154,16 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ),
     (
         "GET",
+        "/v1/accounts/{id}/retention",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/retention",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "GET",
         "/v1/accounts/{id}/security",
         AnyOf(&["members:read", "accounts:manage"]),
     ),
@@ -421,6 +431,13 @@ async fn harmless_request(
             path.replace("{id}", account),
             Some(json!({"api_key": null, "account": null})),
         ),
+        ("GET", "/v1/accounts/{id}/retention") => {
+            (format!("/v1/accounts/{account}/retention"), None)
+        }
+        ("PUT", "/v1/accounts/{id}/retention") => (
+            format!("/v1/accounts/{account}/retention"),
+            Some(json!({"erase_bodies_after_days": null, "purge_after_days": null})),
+        ),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
             Some(json!({"require_2fa": false, "allow_sms_factor": true,
@@ -594,6 +611,7 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         }
         "PUT" if path.ends_with("/allowed-ips") => Some(json!({"allowed_ips": []})),
         "PUT" if path.ends_with("rate-limits") => Some(json!({"api_key": null})),
+        "PUT" if path.ends_with("/retention") => Some(json!({"purge_after_days": null})),
         "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
             "password_max_age_days": null, "password_history": 0})),
         _ => None,

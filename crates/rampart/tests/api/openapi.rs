@@ -50,6 +50,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/accounts/{id}/operator-allowed-ips", &["put"]),
         ("/v1/accounts/{id}/rate-limits", &["get", "put"]),
         ("/v1/accounts/{id}/operator-rate-limits", &["put"]),
+        ("/v1/accounts/{id}/retention", &["get", "put"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
@@ -531,6 +532,39 @@ async fn the_live_server_refuses_just_past_each_documented_bound() {
         )
         .await;
     reply.assert_problem(422, "invalid_scope");
+
+    let retention = &doc["components"]["schemas"]["RetentionView"]["properties"];
+    let path = format!("/v1/accounts/{}/retention", app.account_id());
+    for field in ["erase_bodies_after_days", "purge_after_days"] {
+        let days = &retention[field];
+        for (value, ok) in [
+            (uint(days, "minimum"), true),
+            (uint(days, "maximum"), true),
+            (uint(days, "minimum") - 1, false),
+            (uint(days, "maximum") + 1, false),
+        ] {
+            let body = serde_json::to_vec(&json!({ field: value })).unwrap();
+            let reply = app
+                .request(
+                    Method::PUT,
+                    &path,
+                    &app.key,
+                    Some((Some("application/json"), body)),
+                    &[],
+                )
+                .await;
+            if ok {
+                assert_eq!(
+                    reply.status,
+                    StatusCode::OK,
+                    "{field} {value}: {}",
+                    reply.text
+                );
+            } else {
+                reply.assert_problem(422, "invalid_retention");
+            }
+        }
+    }
 }
 
 #[tokio::test]

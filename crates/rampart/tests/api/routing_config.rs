@@ -28,7 +28,7 @@ async fn connector_names(app: &crate::helpers::TestApp, operator: &str) -> Vec<S
 async fn routes_in_the_config_file_apply_and_edits_take_effect_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("smsc.pass");
-    std::fs::write(&password, "secret\n").unwrap();
+    crate::helpers::write_private(&password, "secret\n");
     let config = dir.path().join("rampart.toml");
     let port = closed_port();
     std::fs::write(
@@ -100,6 +100,59 @@ connector = "sandbox"
             Instant::now() < deadline,
             "the removed connector is still running"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_declared_connector_whose_password_file_others_may_read_is_left_out_until_fixed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("smsc.pass");
+    crate::helpers::write_private(&password, "pw4smsc1\n");
+    let config = dir.path().join("rampart.toml");
+    let declared = |note: &str| {
+        format!(
+            "# {note}\n[[connectors]]\nname = \"declared\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             system_id = \"rampart\"\npassword_file = \"{}\"\n",
+            closed_port(),
+            password.display()
+        )
+    };
+    std::fs::write(&config, declared("first")).unwrap();
+    let app = spawn_app_with(&[("RAMPART_CONFIG", config.to_str().unwrap())]);
+    let ops = app.operator_key();
+    let name = "declared".to_owned();
+    assert!(connector_names(&app, &ops).await.contains(&name));
+
+    // Exposed while the server runs: the next reading of the file leaves the connector out.
+    let chmod = |mode| {
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(0o644);
+    std::fs::write(&config, declared("touched")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connector_names(&app, &ops).await.contains(&name) {
+        assert!(
+            Instant::now() < deadline,
+            "the exposed connector still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = app.server_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("declared connector left out")
+                && l.contains(&format!("chmod 600 {}", password.display()))),
+        "{log}"
+    );
+    assert!(!log.contains("pw4smsc1"), "the password leaked");
+
+    chmod(0o600);
+    std::fs::write(&config, declared("fixed")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !connector_names(&app, &ops).await.contains(&name) {
+        assert!(Instant::now() < deadline, "the fixed connector is not back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -116,7 +116,7 @@ fn replace_certificate(dir: &Path) -> CertificateDer<'static> {
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
     let key_tmp = dir.join("key.pem.new");
     let cert_tmp = dir.join("cert.pem.new");
-    fs::write(&key_tmp, certified.signing_key.serialize_pem()).expect("write the key");
+    crate::helpers::write_private(&key_tmp, certified.signing_key.serialize_pem());
     fs::write(&cert_tmp, certified.cert.pem()).expect("write the certificate");
     fs::rename(&key_tmp, dir.join("key.pem")).expect("replace the key");
     fs::rename(&cert_tmp, dir.join("cert.pem")).expect("replace the certificate");
@@ -240,11 +240,10 @@ async fn a_bad_pair_is_refused_and_the_current_certificate_kept_until_sighup_loa
     // A key that does not match the certificate: refused, logged, the old pair stays served.
     let stranger =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a certificate");
-    fs::write(
-        dir.join("key.pem.new"),
+    crate::helpers::write_private(
+        &dir.join("key.pem.new"),
         stranger.signing_key.serialize_pem(),
-    )
-    .expect("write");
+    );
     fs::rename(dir.join("key.pem.new"), dir.join("key.pem")).expect("replace the key");
     wait_for_log_line(&app, &["TLS certificate not reloaded", "files changed"]).await;
     let fresh = connect(&app, &[&old], &[HTTP1], &[])

@@ -100,7 +100,7 @@ impl DataDir {
     /// `rampart connector add smpp` for an SMSC on loopback, with the test credentials.
     pub fn add_connector(&self, name: &str, port: u16, extra: &[&str]) {
         let password_file = self.root.path().join(format!("{name}.password"));
-        fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        write_private(&password_file, format!("{PASSWORD}\n"));
         let port = port.to_string();
         let mut args = vec![
             "connector",
@@ -486,4 +486,18 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file only its owner may read, as a secret must be for Rampart to take it.
+pub fn write_private(path: &Path, contents: impl AsRef<[u8]>) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    file.write_all(contents.as_ref()).unwrap();
 }

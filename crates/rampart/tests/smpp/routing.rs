@@ -103,7 +103,7 @@ async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart(
 fn the_cli_refuses_what_the_server_could_not_run() {
     let dir = DataDir::new();
     let password = dir.root().join("long.password");
-    std::fs::write(&password, "much-too-long-for-smpp").unwrap();
+    crate::harness::write_private(&password, "much-too-long-for-smpp");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
         .arg("--data-dir")
         .arg(&dir.path)

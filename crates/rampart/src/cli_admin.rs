@@ -48,6 +48,17 @@ pub enum AccountCommand {
         #[arg(long, conflicts_with_all = ["key_per_second", "account_per_second"])]
         show: bool,
     },
+    /// Put an account live (its messages follow the routes to carriers) or in sandbox mode
+    /// (the simulator delivers them; new accounts start there unless
+    /// `messaging.new_accounts_live`).
+    Mode {
+        #[arg(long)]
+        account: String,
+        #[arg(long, conflicts_with = "sandbox", required_unless_present = "sandbox")]
+        live: bool,
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Delete an account for good by crypto-shredding: its data keys are destroyed (its
     /// numbers and bodies unreadable at once), its API keys revoked, its members and numbers
     /// removed, then its rows purged. Cannot be undone.
@@ -216,10 +227,22 @@ pub async fn run_account(app: &App, command: AccountCommand) -> anyhow::Result<(
                 days(retention.purge_after_days())
             );
         }
+        AccountCommand::Mode { account, live, .. } => {
+            app.set_account_mode(&Actor::Operator, &account, live)
+                .await?;
+            let mode = if live { "live" } else { "in sandbox mode" };
+            println!("account {account} is {mode} (a running server applies it within a second)");
+        }
         AccountCommand::List => {
+            let live = app.live_accounts()?;
             for account in app.list_accounts()? {
                 let created = clock::rfc3339(account.created_at);
-                println!("{}\t{}\t{created}", account.id, account.name);
+                let mode = if live.contains(&account.id) {
+                    "live"
+                } else {
+                    "sandbox"
+                };
+                println!("{}\t{}\t{created}\t{mode}", account.id, account.name);
             }
         }
     }

@@ -232,6 +232,10 @@ pub struct Messaging {
     /// How long an `Idempotency-Key` is remembered (at least 1): a retry within it gets the
     /// first answer; after it the key is free again and the record is deleted.
     pub idempotency_hours: u32,
+    /// Whether new accounts start live (their messages follow the routes to carriers) rather
+    /// than in sandbox mode (delivered by the simulator). Off: an operator puts an account
+    /// live with `rampart account mode --live`.
+    pub new_accounts_live: bool,
 }
 
 /// Delivery worker tuning.
@@ -343,6 +347,7 @@ impl Default for Messaging {
             max_segments: 10,
             max_recipients: 1000,
             idempotency_hours: 24,
+            new_accounts_live: false,
         }
     }
 }

@@ -26,9 +26,13 @@ impl App {
         audit.account_id = Some(account.id.clone());
         let record = account.clone();
         let ring = self.keyring().clone();
+        let live = self.config.messaging.new_accounts_live;
         self.store
             .write(move |tx| {
                 tx.insert_account(&record)?;
+                if live {
+                    tx.set_account_live(&record.id, true)?;
+                }
                 // The account's own data key, from its first message on.
                 let key_id = tx.next_data_key_id()?;
                 let key = ring.new_data_key(key_id, Some(&record.id), now)?;
@@ -39,6 +43,38 @@ impl App {
             .await?;
         self.sync_keys()?;
         Ok(account)
+    }
+
+    /// Puts an account live (its messages follow the routes to carriers) or in sandbox mode
+    /// (the simulator delivers them). A running server applies it within a second.
+    pub async fn set_account_mode(
+        &self,
+        actor: &Actor,
+        account_id: &str,
+        live: bool,
+    ) -> Result<(), AppError> {
+        let mut audit = AuditEvent::instance(
+            actor,
+            Action::AccountModeSet,
+            if live { "live" } else { "sandbox" },
+            self.clock.now_ms(),
+        );
+        audit.account_id = Some(account_id.to_owned());
+        let id = account_id.to_owned();
+        self.store
+            .write(move |tx| {
+                if !tx.set_account_live(&id, live)? {
+                    return Err(AppError::NotFound("account"));
+                }
+                audit.record(tx)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Whether each account is live, by id.
+    pub fn live_accounts(&self) -> Result<Vec<String>, AppError> {
+        Ok(self.store.read(|tx| tx.live_accounts())?)
     }
 
     /// Sets the networks every key of the account may be used from (empty: any). Keys with

@@ -153,6 +153,7 @@ pub enum Action {
     KeyRetired,
     KeysReencrypted,
     AccountDeleted,
+    AccountModeSet,
 }
 
 impl Action {
@@ -202,6 +203,7 @@ impl Action {
             Self::KeyRetired => "key.retire",
             Self::KeysReencrypted => "key.reencrypt",
             Self::AccountDeleted => "account.delete",
+            Self::AccountModeSet => "account.mode",
         }
     }
 }

@@ -372,6 +372,7 @@ async fn a_send_refused_by_a_policy_without_reasons_is_forbidden_and_stores_noth
 mod access;
 mod backups;
 mod client_certs;
+mod fairness;
 mod keys;
 mod passkeys;
 mod rate_limits;

@@ -134,7 +134,8 @@ impl Dispatcher {
                 "the stored message is corrupt",
             ));
         };
-        let Some(connector) = router.pick(&to) else {
+        let sandbox = router.sandbox_for(&message.account_id);
+        let Some(connector) = sandbox.or_else(|| router.pick(&to)) else {
             if router.has_route(&to) {
                 return Some(Unsent::Postponed {
                     message_id: id,
@@ -147,7 +148,9 @@ impl Dispatcher {
                 message_id: id,
                 attempt,
                 code: "no_route".into(),
-                detail: "no route matches this destination".into(),
+                detail: "no route matches this destination (the account is live: test traffic \
+                         belongs to an account in sandbox mode)"
+                    .into(),
                 permanent: false,
             }));
         };

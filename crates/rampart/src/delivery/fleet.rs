@@ -29,6 +29,8 @@ pub const SANDBOX: &str = "sandbox";
 pub struct Directory {
     pub connectors: Vec<ConnectorRecord>,
     pub routes: Vec<Route>,
+    /// Accounts whose messages follow the routes; the others' go to the sandbox.
+    pub live_accounts: Vec<String>,
 }
 
 impl Directory {
@@ -38,6 +40,7 @@ impl Directory {
             Ok(Self {
                 connectors: tx.list_connectors()?,
                 routes: tx.list_routes()?.into_iter().map(Route::from).collect(),
+                live_accounts: tx.live_accounts()?,
             })
         })
     }
@@ -166,6 +169,7 @@ pub struct Fleet {
     events: mpsc::Sender<ConnectorEvent>,
     running: HashMap<String, (ConnectorRecord, Arc<SmppConnector>)>,
     routes: Vec<Route>,
+    live_accounts: Vec<String>,
 }
 
 impl Fleet {
@@ -182,12 +186,14 @@ impl Fleet {
             events,
             running: HashMap::new(),
             routes: Vec::new(),
+            live_accounts: Vec::new(),
         }
     }
 
     /// Starts every connector of `directory` and returns the first router.
     pub fn start(&mut self, directory: Directory) -> Router {
         self.routes = directory.routes;
+        self.live_accounts = directory.live_accounts;
         for row in directory.connectors {
             self.launch(row);
         }
@@ -197,6 +203,7 @@ impl Fleet {
     /// Brings the running connectors in line with `directory` and installs the new router.
     pub async fn apply(&mut self, delivery: &Delivery, directory: Directory) {
         self.routes = directory.routes;
+        self.live_accounts = directory.live_accounts;
         let wanted: HashMap<&str, &ConnectorRecord> = directory
             .connectors
             .iter()
@@ -253,8 +260,9 @@ impl Fleet {
         }
     }
 
-    /// The router over the sandbox and the running connectors. Without any configured route,
-    /// everything goes to the sandbox.
+    /// The router over the sandbox and the running connectors. Accounts in sandbox mode are
+    /// delivered by the sandbox; live ones follow the routes, and with none matching their
+    /// messages fail with `no_route` (never "delivered" by the simulator).
     fn router(&self) -> Router {
         let mut connectors: Vec<Arc<dyn Connector>> = vec![self.sandbox.clone()];
         let mut names: Vec<&String> = self.running.keys().collect();
@@ -264,15 +272,7 @@ impl Fleet {
                 connectors.push(connector.clone());
             }
         }
-        let routes = if self.routes.is_empty() {
-            vec![Route {
-                prefix: String::new(),
-                connector: SANDBOX.into(),
-                priority: 0,
-            }]
-        } else {
-            self.routes.clone()
-        };
-        Router::new(connectors, routes)
+        Router::new(connectors, self.routes.clone())
+            .with_live_accounts(self.live_accounts.iter().cloned(), SANDBOX)
     }
 }

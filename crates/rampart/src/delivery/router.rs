@@ -1,6 +1,7 @@
 //! Routing: which connector carries a message, by destination prefix and priority, skipping
 //! connectors that are down (failover).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::connector::Connector;
@@ -20,6 +21,9 @@ pub struct Route {
 pub struct Router {
     connectors: Vec<Arc<dyn Connector>>,
     routes: Vec<Route>,
+    /// When set: the accounts whose messages follow the routes, and the connector that
+    /// delivers everyone else's (the sandbox). Unset: every account follows the routes.
+    modes: Option<(HashSet<String>, String)>,
 }
 
 impl Router {
@@ -31,7 +35,30 @@ impl Router {
                 .cmp(&a.prefix.len())
                 .then(a.priority.cmp(&b.priority))
         });
-        Self { connectors, routes }
+        Self {
+            connectors,
+            routes,
+            modes: None,
+        }
+    }
+
+    /// Sends the messages of accounts not in `live` to connector `sandbox`.
+    pub fn with_live_accounts(
+        mut self,
+        live: impl IntoIterator<Item = String>,
+        sandbox: &str,
+    ) -> Self {
+        self.modes = Some((live.into_iter().collect(), sandbox.to_owned()));
+        self
+    }
+
+    /// The sandbox connector, when `account` is in sandbox mode.
+    pub fn sandbox_for(&self, account: &str) -> Option<&Arc<dyn Connector>> {
+        let (live, sandbox) = self.modes.as_ref()?;
+        if live.contains(account) {
+            return None;
+        }
+        self.connector(sandbox)
     }
 
     pub fn connectors(&self) -> &[Arc<dyn Connector>] {

@@ -62,6 +62,9 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
     )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0017_account_modes.sql"
+    )),
 ];
 
 const BASE_MIGRATIONS: &[M<'static>] = &[

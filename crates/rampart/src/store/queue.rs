@@ -86,6 +86,107 @@ pub trait Queue {
     ) -> Result<usize, StoreError>;
 }
 
+/// Most accounts served in one claim; with more waiting, the next claim starts after the
+/// last one served.
+const MAX_ACCOUNTS_PER_CLAIM: usize = 256;
+
+/// Where the next claim starts among the accounts with due messages (round robin).
+static NEXT_ACCOUNT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+impl Db<'_> {
+    /// Fair sharing: each account with due messages gets an equal share of the claim (the
+    /// oldest due first within it), so one account's backlog of a million messages does not
+    /// hold back another's one-time code. What a share leaves unused goes to whoever has
+    /// more, oldest first.
+    fn claim_fairly(&self, now: Millis, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
+        let accounts = self.accounts_with_due_messages(now)?;
+        if accounts.len() <= 1 {
+            return self.claim_oldest(now, None, limit);
+        }
+        let start = {
+            let next = NEXT_ACCOUNT
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            accounts.iter().position(|a| *a >= *next).unwrap_or(0)
+        };
+        let served = accounts.len().min(MAX_ACCOUNTS_PER_CLAIM);
+        let share = (limit / served).max(1);
+        let mut claimed = Vec::with_capacity(limit);
+        let mut last = String::new();
+        for account in accounts.iter().cycle().skip(start).take(served) {
+            if claimed.len() >= limit {
+                break;
+            }
+            let take = share.min(limit - claimed.len());
+            claimed.extend(self.claim_oldest(now, Some(account), take)?);
+            last.clone_from(account);
+        }
+        *NEXT_ACCOUNT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = format!("{last}\u{0}");
+        if claimed.len() < limit {
+            claimed.extend(self.claim_oldest(now, None, limit - claimed.len())?);
+        }
+        Ok(claimed)
+    }
+
+    /// Claims up to `limit` of the oldest due messages, of one account or of all.
+    fn claim_oldest(
+        &self,
+        now: Millis,
+        account: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        // Two statements, so each has the plan of its own index: by due time for all, by
+        // account then due time for one.
+        let rows = match account {
+            None => self
+                .conn()
+                .prepare_cached(&format!(
+                    "UPDATE messages SET status = 'sending', attempts = attempts + 1, \
+                     updated_at = ?1 WHERE seq IN (SELECT seq FROM messages \
+                     WHERE status = 'queued' AND next_attempt_at <= ?1 \
+                     ORDER BY next_attempt_at LIMIT ?2) RETURNING {COLUMNS}"
+                ))?
+                .query_map(params![now, limit as i64], from_row)?
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(account) => self
+                .conn()
+                .prepare_cached(&format!(
+                    "UPDATE messages SET status = 'sending', attempts = attempts + 1, \
+                     updated_at = ?1 WHERE seq IN (SELECT seq FROM messages \
+                     INDEXED BY messages_queued_by_account WHERE status = 'queued' \
+                     AND account_id = ?3 AND next_attempt_at <= ?1 \
+                     ORDER BY next_attempt_at LIMIT ?2) RETURNING {COLUMNS}"
+                ))?
+                .query_map(params![now, limit as i64, account], from_row)?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(rows)
+    }
+
+    /// The accounts that have due messages, in id order (a skip scan over the index of queued
+    /// messages by account: one seek per account, however long its backlog).
+    fn accounts_with_due_messages(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "WITH RECURSIVE due(account) AS ( \
+               SELECT (SELECT account_id FROM messages INDEXED BY messages_queued_by_account \
+                       WHERE status = 'queued' AND next_attempt_at <= ?1 \
+                       ORDER BY account_id LIMIT 1) \
+               UNION ALL \
+               SELECT (SELECT account_id FROM messages INDEXED BY messages_queued_by_account \
+                       WHERE status = 'queued' AND next_attempt_at <= ?1 \
+                       AND account_id > due.account ORDER BY account_id LIMIT 1) \
+               FROM due WHERE due.account IS NOT NULL LIMIT ?2) \
+             SELECT account FROM due WHERE account IS NOT NULL",
+        )?;
+        let rows = stmt.query_map(params![now, 4 * MAX_ACCOUNTS_PER_CLAIM as i64], |r| {
+            r.get(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 impl Queue for Db<'_> {
     fn requeue_unfinished_sends(&self, now: Millis) -> Result<usize, StoreError> {
         Ok(self.conn().execute(
@@ -95,14 +196,7 @@ impl Queue for Db<'_> {
     }
 
     fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = ?1 \
-         WHERE seq IN (SELECT seq FROM messages WHERE status = 'queued' AND next_attempt_at <= ?1 \
-                       ORDER BY next_attempt_at LIMIT ?2) \
-         RETURNING {COLUMNS}"
-        ))?;
-        let rows = stmt.query_map(params![now, limit as i64], from_row)?;
-        let claimed: Vec<MessageRecord> = rows.collect::<Result<_, _>>()?;
+        let claimed = self.claim_fairly(now, limit)?;
         let (live, overdue): (Vec<_>, Vec<_>) = claimed
             .into_iter()
             .partition(|m| m.valid_until.is_none_or(|until| until > now));

@@ -103,6 +103,10 @@ pub trait Routing {
     fn number_owner(&self, to: &str) -> Result<Option<NumberRecord>, StoreError>;
     /// The counter every change to the directory bumps.
     fn routing_version(&self) -> Result<i64, StoreError>;
+    /// The accounts whose messages follow the routes (the others are in sandbox mode).
+    fn live_accounts(&self) -> Result<Vec<String>, StoreError>;
+    /// Puts an account live or in sandbox mode; false when there is no such account.
+    fn set_account_live(&self, account_id: &str, live: bool) -> Result<bool, StoreError>;
 }
 
 impl Routing for Db<'_> {
@@ -243,6 +247,21 @@ impl Routing for Db<'_> {
                 })
             })
             .optional()?)
+    }
+
+    fn live_accounts(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id FROM accounts WHERE live = 1 AND deleted_at IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_account_live(&self, account_id: &str, live: bool) -> Result<bool, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE accounts SET live = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+            params![account_id, live],
+        )? == 1)
     }
 
     fn routing_version(&self) -> Result<i64, StoreError> {

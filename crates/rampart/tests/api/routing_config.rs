@@ -55,7 +55,10 @@ connector = "sandbox"
         ),
     )
     .unwrap();
-    let app = spawn_app_with(&[("RAMPART_CONFIG", config.to_str().unwrap())]);
+    let app = spawn_app_with(&[
+        ("RAMPART_CONFIG", config.to_str().unwrap()),
+        ("RAMPART_MESSAGING__NEW_ACCOUNTS_LIVE", "true"),
+    ]);
     let ops = app.operator_key();
 
     assert!(
@@ -120,7 +123,10 @@ async fn a_declared_connector_whose_password_file_others_may_read_is_left_out_un
         )
     };
     std::fs::write(&config, declared("first")).unwrap();
-    let app = spawn_app_with(&[("RAMPART_CONFIG", config.to_str().unwrap())]);
+    let app = spawn_app_with(&[
+        ("RAMPART_CONFIG", config.to_str().unwrap()),
+        ("RAMPART_MESSAGING__NEW_ACCOUNTS_LIVE", "true"),
+    ]);
     let ops = app.operator_key();
     let name = "declared".to_owned();
     assert!(connector_names(&app, &ops).await.contains(&name));

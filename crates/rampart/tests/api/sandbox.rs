@@ -63,3 +63,36 @@ async fn the_silent_test_number_stays_sent() {
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
+
+#[tokio::test]
+async fn a_live_account_without_a_route_fails_its_messages_with_no_route_and_sandbox_mode_delivers_them()
+ {
+    let app = crate::helpers::spawn_app_with(&[("RAMPART_DELIVERY__MAX_ATTEMPTS", "2")]);
+    let account = app.account_id();
+    let listed = app.cli(&["account", "list"]);
+    assert!(
+        listed.ends_with("\tsandbox"),
+        "new accounts start in sandbox mode: {listed}"
+    );
+    let said = app.cli(&["account", "mode", "--account", &account, "--live"]);
+    assert!(said.contains("is live"), "{said}");
+    // The server takes the change with the routing directory, within a second.
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    let id = app.send_to(NORMAL_NUMBER, "no carrier for me").await;
+    let message = app.wait_for_status(&id, "failed").await;
+    assert_eq!(message["error_code"], "no_route", "{message}");
+
+    app.cli(&["account", "mode", "--account", &account, "--sandbox"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    let id = app.send_to(NORMAL_NUMBER, "simulated").await;
+    app.wait_for_status(&id, "delivered").await;
+    let trail = app
+        .get("/v1/audit-events?action=account.mode", &app.operator_key())
+        .await;
+    assert_eq!(
+        trail.json()["data"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        trail.text
+    );
+}

@@ -23,8 +23,10 @@ const POLL: Duration = Duration::from_millis(50);
 pub const SYSTEM_ID: &str = "rampart";
 pub const PASSWORD: &str = "secret";
 
-/// Quick retries and short SMPP timers, so failures heal within a test's patience.
+/// Quick retries and short SMPP timers, so failures heal within a test's patience; accounts
+/// are live, so their messages follow the routes to the test SMSC.
 const FAST_ENV: &[(&str, &str)] = &[
+    ("RAMPART_MESSAGING__NEW_ACCOUNTS_LIVE", "true"),
     ("RAMPART_SANDBOX__RECEIPT_DELAY_MS", "5"),
     ("RAMPART_DELIVERY__RETRY_BASE_MS", "100"),
     ("RAMPART_DELIVERY__RETRY_MAX_MS", "1000"),

@@ -64,7 +64,7 @@ work_dir="$target_dir/schemathesis-run"
 mkdir -p "$work_dir"
 
 # Two keys, made with the CLI before the start: the default account's key for the account's
-# routes, an operator's key for the server-wide ones (metrics, connectors, bans), which no
+# routes, an operator's key for the server-wide ones (metrics, connectors, bans, credits), which no
 # account's key may reach. Per-operation headers live in a configuration file, as headers
 # given on the command line would win over them.
 config="$work/schemathesis.toml"
@@ -72,7 +72,7 @@ cat >"$config" <<EOF
 headers = { Authorization = "Bearer $api_key" }
 
 [[operations]]
-include-path-regex = "^/(metrics|v1/bans|v1/connectors)"
+include-path-regex = "^/(metrics|v1/bans|v1/connectors|v1/accounts/[^/]+/credits)"
 headers = { Authorization = "Bearer $operator_key" }
 EOF
 

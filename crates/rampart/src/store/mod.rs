@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod bans;
+pub mod billing;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
@@ -62,6 +63,7 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
     )),
+    M::up(include_str!("../../../../migrations/sqlite/0015_spend.sql")),
 ];
 
 const BASE_MIGRATIONS: &[M<'static>] = &[
@@ -126,6 +128,7 @@ pub trait Repositories:
     + api_keys::ApiKeys
     + audit::Audit
     + bans::Bans
+    + billing::Billing
     + inbound::Inbound
     + keys::Keys
     + messages::Messages
@@ -142,6 +145,7 @@ impl<T> Repositories for T where
         + api_keys::ApiKeys
         + audit::Audit
         + bans::Bans
+        + billing::Billing
         + inbound::Inbound
         + keys::Keys
         + messages::Messages

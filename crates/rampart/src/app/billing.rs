@@ -6,12 +6,11 @@ use std::collections::HashSet;
 use std::sync::{PoisonError, RwLock};
 
 use super::audit::{Action, Actor, AuditEvent, Caller};
-use super::messages::{Page, page_size};
+use super::messages::{AcceptedMessage, Page, page_size};
 use super::{App, AppError};
 use crate::billing::{PriceTable, day_and_month, format_amount, parse_amount, parse_price_csv};
 use crate::clock::Millis;
 use crate::identity::Scope;
-use crate::messaging::PhoneNumber;
 pub use crate::store::billing::BillingSettings;
 use crate::store::billing::{LedgerRecord, Refund, Reservation, ReservationRequest};
 use crate::store::{Store, StoreError, Tx};
@@ -173,9 +172,7 @@ impl App {
     pub(crate) fn price_send(
         &self,
         caller: &Caller,
-        recipients: &[PhoneNumber],
-        ids: &[String],
-        segments: u32,
+        messages: &[AcceptedMessage],
         many: bool,
         now: Millis,
     ) -> Result<Option<PendingReservation>, AppError> {
@@ -183,9 +180,9 @@ impl App {
         if !state.billed.contains(&caller.account_id) {
             return Ok(None);
         }
-        let mut messages = Vec::with_capacity(ids.len());
-        for (i, (to, id)) in recipients.iter().zip(ids).enumerate() {
-            let Some(price) = state.prices.per_segment(to.as_str()) else {
+        let mut priced = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            let Some(price) = state.prices.per_segment(&m.to) else {
                 let field = if many {
                     format!("to[{i}]")
                 } else {
@@ -197,12 +194,12 @@ impl App {
                     field,
                 ));
             };
-            messages.push((id.clone(), price * i64::from(segments)));
+            priced.push((m.id.clone(), price * i64::from(m.segments)));
         }
         let (day, month) = day_and_month(now);
         Ok(Some(PendingReservation {
             account_id: caller.account_id.clone(),
-            messages,
+            messages: priced,
             day,
             month,
             at: now,

@@ -298,15 +298,7 @@ impl App {
                 segments: info.segments as u32,
             });
         }
-        let ids: Vec<String> = accepted.iter().map(|m| m.id.clone()).collect();
-        let reservation = self.price_send(
-            caller,
-            &parsed.recipients,
-            &ids,
-            info.segments as u32,
-            many,
-            now,
-        )?;
+        let reservation = self.price_send(caller, &accepted, many, now)?;
         let audit = AuditEvent::by(caller, Action::MessagesSent, &accepted[0].id, now);
         let remembered_since = now - self.idempotency_window_ms();
         let insertion = self

@@ -14,7 +14,8 @@
 # key. The run authenticates with two keys made by `rampart apikey create` before the start
 # (a start prints none): the default account's for its routes, an operator's for the
 # server-wide ones. Two warnings are expected: an operation "mostly rejected generated data" (POST /v1/messages
-# or /v1/api-keys: random E.164 numbers rarely exist, random expiry times are mostly past), and
+# or /v1/api-keys: random E.164 numbers rarely exist, random expiry times are mostly past; POST
+# /v1/accounts/{id}/credits: generated account ids name no account, and none is prepaid), and
 # GET /v1/inbound/{id} only finds 404s (only a carrier makes inbound messages).
 #
 # Traffic goes only to the server started here, on 127.0.0.1 (named `localhost`: rustls does not

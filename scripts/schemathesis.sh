@@ -14,7 +14,8 @@
 # key. The run authenticates with two keys made by `rampart apikey create` before the start
 # (a start prints none): the default account's for its routes, an operator's for the
 # server-wide ones. Two warnings are expected: an operation "mostly rejected generated data" (POST /v1/messages
-# or /v1/api-keys: random E.164 numbers rarely exist, random expiry times are mostly past), and
+# or /v1/api-keys: random E.164 numbers rarely exist, random expiry times are mostly past; POST
+# /v1/accounts/{id}/credits: generated account ids name no account, and none is prepaid), and
 # GET /v1/inbound/{id} only finds 404s (only a carrier makes inbound messages).
 #
 # Traffic goes only to the server started here, on 127.0.0.1 (named `localhost`: rustls does not
@@ -64,7 +65,7 @@ work_dir="$target_dir/schemathesis-run"
 mkdir -p "$work_dir"
 
 # Two keys, made with the CLI before the start: the default account's key for the account's
-# routes, an operator's key for the server-wide ones (metrics, connectors, bans), which no
+# routes, an operator's key for the server-wide ones (metrics, connectors, bans, credits), which no
 # account's key may reach. Per-operation headers live in a configuration file, as headers
 # given on the command line would win over them.
 config="$work/schemathesis.toml"
@@ -72,7 +73,7 @@ cat >"$config" <<EOF
 headers = { Authorization = "Bearer $api_key" }
 
 [[operations]]
-include-path-regex = "^/(metrics|v1/bans|v1/connectors)"
+include-path-regex = "^/(metrics|v1/bans|v1/connectors|v1/accounts/[^/]+/credits)"
 headers = { Authorization = "Bearer $operator_key" }
 EOF
 

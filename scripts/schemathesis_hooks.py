@@ -11,8 +11,9 @@ Three narrow adjustments, each for a reason schemathesis cannot know:
    number must exist for its country (libphonenumber), a body must fit the segment limit (which
    depends on the encoding its characters need), `send_at` may be at most 35 days ahead and
    `expires_at` must be in the future (both relative to the server's clock), and an allowlist
-   entry must be an IP address or CIDR network (and a ban is lifted by an IP address), and an
-   account's purge period may not be shorter than its erase period. Only these exact
+   entry must be an IP address or CIDR network (and a ban is lifted by an IP address), an
+   account's purge period may not be shorter than its erase period, and a credit is more than
+   zero. Only these exact
    refusals are accepted, by problem `code` and the phrase of the rule in `detail`; any other
    refusal of schema-valid data (a shape the schema allows but the server does not) still fails.
 
@@ -50,6 +51,9 @@ BUSINESS_RULES = (
     # PUT /v1/accounts/{id}/retention: whole messages may not be deleted before their bodies
     # are due to be erased, an order between two fields that JSON Schema cannot state.
     ("invalid_retention", "may not be shorter than erase_bodies_after_days"),
+    # POST /v1/accounts/{id}/credits: a credit is more than zero, which the amount's decimal
+    # pattern does not rule out ("0.00").
+    ("invalid_amount", "more than zero"),
     # DELETE /v1/bans/{ip}: the path names an IP address, which JSON Schema cannot state for a
     # path parameter that takes IPv4 and IPv6 alike.
     ("invalid_ip", "is not an IP address"),

@@ -102,7 +102,8 @@ pub enum ApiKeyCommand {
         name: String,
         /// Comma-separated scopes, or `*` for every scope the key may hold. An account's key:
         /// messages:send, messages:read, messages:status, inbound:read, keys:manage,
-        /// members:read, members:manage, account:manage, audit:read. An operator's key
+        /// members:read, members:manage, account:manage, audit:read, billing:read. An
+        /// operator's key
         /// (--operator):
         /// metrics:read, connectors:read, bans:manage, accounts:manage.
         #[arg(long, value_delimiter = ',', required = true)]

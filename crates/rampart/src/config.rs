@@ -42,6 +42,7 @@ pub struct Config {
     pub audit: Audit,
     pub backup: Backup,
     pub keys: Keys,
+    pub billing: Billing,
     /// SMPP connectors declared here, beside those the CLI stores in the data directory.
     pub connectors: Vec<DeclaredConnector>,
     /// Routes declared here, beside those the CLI stores.
@@ -221,6 +222,25 @@ impl Default for People {
     }
 }
 
+/// Spend: prepaid accounts, prices and refunds (docs/billing.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Billing {
+    /// The instance's one currency (ISO 4217), shown beside every amount.
+    pub currency: String,
+    /// How many days after its charge a message may still be refunded.
+    pub refund_window_days: u32,
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Self {
+            currency: "EUR".into(),
+            refund_window_days: 30,
+        }
+    }
+}
+
 /// Message shape rules.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -316,6 +336,7 @@ impl Default for Config {
             audit: Audit::default(),
             backup: Backup::default(),
             keys: Keys::default(),
+            billing: Billing::default(),
             connectors: Vec::new(),
             routes: Vec::new(),
             source_file: None,

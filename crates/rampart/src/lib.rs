@@ -13,6 +13,7 @@
 //! there are no cycles.
 
 pub mod app;
+pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod data;

@@ -3,6 +3,7 @@
 
 mod cli_admin;
 mod cli_backup;
+mod cli_billing;
 mod cli_keys;
 mod cli_people;
 mod cli_routing;
@@ -67,6 +68,9 @@ enum Command {
     /// Manage the members of an account and their roles.
     #[command(subcommand)]
     Member(cli_people::MemberCommand),
+    /// Spend: prepaid accounts, prices, credits, balances, the ledger, refunds.
+    #[command(subcommand)]
+    Billing(cli_billing::BillingCommand),
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
             Command::Route(command) => cli_routing::run_route(&app, command).await,
             Command::Number(command) => cli_routing::run_number(&app, command).await,
             Command::Ban(command) => cli_admin::run_ban(&app, command).await,
+            Command::Billing(command) => cli_billing::run_billing(&app, command).await,
             Command::Keys(command) => cli_keys::run_keys(&app, command).await,
             Command::User(command) => cli_people::run_user(&app, command).await,
             Command::Member(command) => cli_people::run_member(&app, command).await,

@@ -203,7 +203,8 @@ fn with_timeouts<A>(
     server.first_request_timeout(header_timeout)
 }
 
-/// Keeps the bans in force in step with the store (the CLI lifts bans there), once a second;
+/// Keeps the bans in force (the CLI lifts bans there) and billing's prices and prepaid
+/// accounts in step with the store, once a second;
 /// once an hour forgets long-ended bans and expired idempotency keys, purges the rows of
 /// deleted accounts and applies accounts' retention (also half a minute after start, so a
 /// server restarted often still applies it).
@@ -231,6 +232,10 @@ async fn sync_bans(app: Arc<App>) {
         }
         if let Err(e) = app.sync_bans() {
             tracing::warn!(error = %e, "cannot read the bans");
+        }
+        // Prices and prepaid accounts changed by the CLI reach the send path within a second.
+        if let Err(e) = app.sync_billing() {
+            tracing::warn!(error = %e, "cannot read the billing settings");
         }
         if round % 3600 == 3599
             && let Err(e) = app.purge_old_bans().await

@@ -1,5 +1,5 @@
 //! The dependency rule, checked on the source: adapters (`http`, `server`, the CLI) → `app`
-//! → domain (`messaging`, `identity`, `policy`, `delivery`, `data`, `network`, `monitor`) →
+//! → domain (`messaging`, `identity`, `policy`, `billing`, `delivery`, `data`, `network`, `monitor`) →
 //! `store`, with `clock` and `config` below everything. Nothing imports upward, adapters reach
 //! the store only through the use cases, and the modules form no cycle. SQLite stays inside
 //! `store/`, and encryption contexts are spelled only in the sealing module.
@@ -17,7 +17,8 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "clock" | "config" => 0,
         "store" => 1,
-        "messaging" | "identity" | "policy" | "delivery" | "data" | "network" | "monitor" => 2,
+        "messaging" | "identity" | "policy" | "billing" | "delivery" | "data" | "network"
+        | "monitor" => 2,
         "app" => 3,
         "http" | "server" | "cli" => 4,
         _ => return None,

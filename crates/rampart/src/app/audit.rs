@@ -27,6 +27,14 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// How the ledger names the actor: `api_key:<id>`, `user:<id>`, `operator`, `system`.
+    pub fn label(&self) -> String {
+        match self.kind_and_id() {
+            (kind, Some(id)) => format!("{kind}:{id}"),
+            (kind, None) => kind.to_owned(),
+        }
+    }
+
     fn kind_and_id(&self) -> (&'static str, Option<&str>) {
         match self {
             Self::ApiKey(id) => ("api_key", Some(id)),
@@ -154,6 +162,12 @@ pub enum Action {
     KeysReencrypted,
     AccountDeleted,
     AccountModeSet,
+    BillingEnabled,
+    PricesLoaded,
+    CreditAdded,
+    MessageRefunded,
+    /// A prepaid account's balance fell under its threshold (once until topped up).
+    LowBalance,
 }
 
 impl Action {
@@ -204,6 +218,11 @@ impl Action {
             Self::KeysReencrypted => "key.reencrypt",
             Self::AccountDeleted => "account.delete",
             Self::AccountModeSet => "account.mode",
+            Self::BillingEnabled => "billing.enable",
+            Self::PricesLoaded => "billing.prices_load",
+            Self::CreditAdded => "billing.credit",
+            Self::MessageRefunded => "billing.refund",
+            Self::LowBalance => "billing.low_balance",
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::delivery::{DeliveryDeps, recorder};
 use crate::store::messages::MessageRecord;
 
 mod answers;
+mod billing;
 mod claims;
 mod retention;
 

@@ -42,6 +42,9 @@ pub enum AppError {
     /// The request conflicts with the current state (HTTP 409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The account's balance or spend cap does not cover the send (HTTP 402).
+    #[error("{message}")]
+    PaymentRequired { code: &'static str, message: String },
     /// The caller is over a rate limit (HTTP 429 with `Retry-After`).
     #[error("rate limit of the {} exceeded", .0.scope)]
     RateLimited(Limited),

@@ -257,6 +257,7 @@ impl App {
         caller.require(Scope::MessagesSend)?;
         let now = self.clock.now_ms();
         let idempotency = request.idempotency.clone();
+        let many = request.to_is_list;
         let parsed = self.parse_send(request, now)?;
         self.check_policy(caller, &parsed, now)?;
         let info = parsed.body.info();
@@ -297,6 +298,7 @@ impl App {
                 segments: info.segments as u32,
             });
         }
+        let reservation = self.price_send(caller, &accepted, many, now)?;
         let audit = AuditEvent::by(caller, Action::MessagesSent, &accepted[0].id, now);
         let remembered_since = now - self.idempotency_window_ms();
         let insertion = self
@@ -307,6 +309,10 @@ impl App {
                     .map(|i| (i.key.as_str(), i.fingerprint.as_slice()));
                 let insertion = tx.insert_messages(&rows, key, remembered_since)?;
                 if insertion == Insertion::Created {
+                    // In the transaction that stores the messages: a refusal rolls them back.
+                    if let Some(reservation) = &reservation {
+                        reservation.hold(tx)?;
+                    }
                     audit.record(tx)?;
                 }
                 Ok::<_, AppError>(insertion)

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod audit_trail;
 pub mod backup;
 pub mod bans;
+pub mod billing;
 pub mod error;
 pub mod factors;
 pub mod inbound;
@@ -130,6 +131,8 @@ pub struct App {
     keys_version: Mutex<Option<crate::store::keys::KeysVersion>>,
     /// Whether opening made or re-wrapped keys (values may want moving to them).
     keys_made_at_start: bool,
+    /// Billed accounts and prices, as the send path reads them (`sync_billing`).
+    billing: std::sync::RwLock<billing::BillingState>,
 }
 
 impl std::fmt::Debug for App {
@@ -201,7 +204,9 @@ impl App {
         if let Err(e) = &passkeys {
             tracing::warn!(error = %e, "passkeys are unavailable");
         }
+        let billing = billing::BillingState::load(&store)?;
         Ok(Self {
+            billing: std::sync::RwLock::new(billing),
             rate_limits: RateLimits::new(&config.rate_limits),
             bans: Bans::new(
                 config.network.ban_after_failures,

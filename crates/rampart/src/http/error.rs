@@ -218,6 +218,9 @@ impl From<AppError> for ApiError {
             }
             AppError::NotFound(what) => Self::not_found(what),
             AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            AppError::PaymentRequired { code, message } => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, code, message)
+            }
             AppError::ShuttingDown => Self::shutting_down(),
             AppError::RateLimited(limited) => Self::rate_limited(&limited),
             AppError::Store(e) => {

@@ -15,8 +15,8 @@ use super::deadline::Committing;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Auth};
 use super::openapi::{
-    self, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
-    UnsupportedMediaType,
+    self, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PaymentRequired,
+    Unauthorized, Unprocessable, UnsupportedMediaType,
 };
 use crate::app::messages::{
     self as use_case, Idempotency, Message, MessageQuery, SendOutcome, SendRequest,
@@ -199,6 +199,7 @@ pub struct SendHeaders {
         (status = 202, description = "Accepted: the messages are stored and queued", body = Accepted,
             headers(("Idempotent-Replayed" = String, description = "`true` when this answers a retry with the same Idempotency-Key"))),
         (status = 400, response = BadRequest), (status = 401, response = Unauthorized),
+        (status = 402, response = PaymentRequired),
         (status = 403, response = Forbidden), (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge), (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable)),

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod bans;
+pub mod billing;
 pub mod connectors;
 pub mod deadline;
 pub mod error;
@@ -117,7 +118,7 @@ impl AppState {
         schemas(error::Problem),
         responses(
             openapi::BadRequest, openapi::Unauthorized, openapi::Forbidden, openapi::NotFound,
-            openapi::Conflict, openapi::PayloadTooLarge, openapi::UnsupportedMediaType,
+            openapi::Conflict, openapi::PaymentRequired, openapi::PayloadTooLarge, openapi::UnsupportedMediaType,
             openapi::Unprocessable, openapi::TooManyRequests, openapi::RequestTimeout,
             openapi::InternalError,
             openapi::Unavailable
@@ -185,6 +186,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(rate_limits::set_operator_rate_limits))
         .routes(routes!(retention::get_retention, retention::set_retention))
+        .routes(routes!(billing::get_balance))
+        .routes(routes!(billing::get_ledger))
+        .routes(routes!(billing::add_credit))
+        .routes(routes!(billing::refund_message))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -84,11 +84,21 @@ pub struct NotFound(pub Problem);
 /// The request conflicts with the resource's state: an `Idempotency-Key` reused with a
 /// different body (`idempotency_key_reused`), a message past the point of cancelling
 /// (`not_cancelable`), the last second factor of a person whose account requires one
-/// (`factor_required`), a factor confirmed already (`already_confirmed`), or a code by SMS
-/// with no verified phone (`phone_not_verified`).
+/// (`factor_required`), a factor confirmed already (`already_confirmed`), a code by SMS
+/// with no verified phone (`phone_not_verified`); billing: an account that is not prepaid
+/// (`billing_not_enabled`), a refund of a message never charged (`not_refundable`), refunded
+/// already (`already_refunded`) or charged longer ago than the refund window
+/// (`refund_window_closed`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Conflict(pub Problem);
+
+/// A prepaid account cannot pay for the send: its balance does not cover it
+/// (`insufficient_balance`) or it would pass its daily or monthly spend cap
+/// (`spend_cap_exceeded`). Nothing was stored.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct PaymentRequired(pub Problem);
 
 /// The body is larger than the server's limit (`payload_too_large`; 256 KiB by default).
 #[derive(ToResponse)]

@@ -56,6 +56,7 @@ pub const MATRIX: [(Role, &[Scope]); 8] = [
             MembersManage,
             AccountManage,
             AuditRead,
+            BillingRead,
         ],
     ),
     (
@@ -70,6 +71,7 @@ pub const MATRIX: [(Role, &[Scope]); 8] = [
             MembersManage,
             AccountManage,
             AuditRead,
+            BillingRead,
         ],
     ),
     (
@@ -83,7 +85,7 @@ pub const MATRIX: [(Role, &[Scope]); 8] = [
             MembersRead,
         ],
     ),
-    (Role::Billing, &[MessagesStatus, MembersRead]),
+    (Role::Billing, &[MessagesStatus, MembersRead, BillingRead]),
     (
         Role::Analyst,
         &[MessagesRead, MessagesStatus, InboundRead, MembersRead],

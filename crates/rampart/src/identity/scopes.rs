@@ -31,10 +31,12 @@ pub enum Scope {
     AccountsManage,
     /// Read the account's audit trail (`GET /v1/audit-events`).
     AuditRead,
+    /// Read the account's balance and ledger.
+    BillingRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 14] = [
         Scope::MessagesSend,
         Scope::MessagesRead,
         Scope::MessagesStatus,
@@ -44,6 +46,7 @@ impl Scope {
         Scope::MembersManage,
         Scope::AccountManage,
         Scope::AuditRead,
+        Scope::BillingRead,
         Scope::MetricsRead,
         Scope::ConnectorsRead,
         Scope::BansManage,
@@ -74,6 +77,7 @@ impl Scope {
             Scope::AccountManage => "account:manage",
             Scope::AccountsManage => "accounts:manage",
             Scope::AuditRead => "audit:read",
+            Scope::BillingRead => "billing:read",
         }
     }
 
@@ -95,7 +99,7 @@ pub struct Scopes(u32);
 #[error(
     "unknown scope `{0}`; known scopes: messages:send, messages:read, messages:status, \
      inbound:read, keys:manage, members:read, members:manage, account:manage, audit:read, \
-     metrics:read, connectors:read, bans:manage, accounts:manage"
+     billing:read, metrics:read, connectors:read, bans:manage, accounts:manage"
 )]
 pub struct UnknownScope(pub String);
 

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod audit;
 pub mod bans;
+pub mod billing;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
@@ -62,6 +63,7 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
     )),
+    M::up(include_str!("../../../../migrations/sqlite/0015_spend.sql")),
     M::up(include_str!(
         "../../../../migrations/sqlite/0017_account_modes.sql"
     )),
@@ -129,6 +131,7 @@ pub trait Repositories:
     + api_keys::ApiKeys
     + audit::Audit
     + bans::Bans
+    + billing::Billing
     + inbound::Inbound
     + keys::Keys
     + messages::Messages
@@ -145,6 +148,7 @@ impl<T> Repositories for T where
         + api_keys::ApiKeys
         + audit::Audit
         + bans::Bans
+        + billing::Billing
         + inbound::Inbound
         + keys::Keys
         + messages::Messages

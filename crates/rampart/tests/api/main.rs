@@ -8,6 +8,7 @@ mod access;
 mod audit_events;
 mod auth;
 mod backup;
+mod billing;
 mod durability;
 mod encoding;
 mod errors;

@@ -172,6 +172,22 @@ const REQUIRED: &[(&str, &str, Who)] = &[
         "/v1/accounts/{id}/security",
         AnyOf(&["account:manage", "accounts:manage"]),
     ),
+    (
+        "GET",
+        "/v1/accounts/{id}/balance",
+        AnyOf(&["billing:read", "accounts:manage"]),
+    ),
+    (
+        "GET",
+        "/v1/accounts/{id}/ledger",
+        AnyOf(&["billing:read", "accounts:manage"]),
+    ),
+    ("POST", "/v1/accounts/{id}/credits", AnyOf(ACCOUNTS)),
+    (
+        "POST",
+        "/v1/messages/{id}/refund",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
     ("GET", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users/{id}/disable", AnyOf(ACCOUNTS)),
@@ -317,6 +333,17 @@ async fn harmless_request(
             (format!("/v1/messages/{id}/cancel"), Some(json!({})))
         }
         ("POST", "/v1/messages") => (path.to_owned(), Some(scheduled_message())),
+        // Never charged (the default account is not prepaid): a permitted caller gets 409.
+        ("POST", "/v1/messages/{id}/refund") => {
+            (format!("/v1/messages/{}/refund", ids.message), None)
+        }
+        ("GET", "/v1/accounts/{id}/balance" | "/v1/accounts/{id}/ledger") => {
+            (path.replace("{id}", account), None)
+        }
+        ("POST", "/v1/accounts/{id}/credits") => (
+            format!("/v1/accounts/{account}/credits"),
+            Some(json!({"amount": "1.00"})),
+        ),
         ("GET", "/v1/inbound/{id}") => {
             // Only a carrier makes inbound messages: a well-formed id that does not exist.
             (
@@ -604,6 +631,7 @@ async fn every_key_and_every_role_opens_exactly_the_routes_the_table_gives_it() 
 /// A well-formed body for a change to another account's member or rules.
 fn request_body(method: &str, path: &str) -> Option<Value> {
     match method {
+        "POST" if path.ends_with("/credits") => Some(json!({"amount": "1.00"})),
         "POST" => Some(json!({"role": "viewer", "email": "z@example.com"})),
         "PATCH" => Some(json!({"role": "viewer"})),
         "PUT" if path.ends_with("/operator-allowed-ips") => {

@@ -51,6 +51,10 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/accounts/{id}/rate-limits", &["get", "put"]),
         ("/v1/accounts/{id}/operator-rate-limits", &["put"]),
         ("/v1/accounts/{id}/retention", &["get", "put"]),
+        ("/v1/accounts/{id}/balance", &["get"]),
+        ("/v1/accounts/{id}/ledger", &["get"]),
+        ("/v1/accounts/{id}/credits", &["post"]),
+        ("/v1/messages/{id}/refund", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),
@@ -338,6 +342,10 @@ async fn every_operation_documents_the_errors_it_can_answer_with() {
     assert!(missing.is_empty(), "{}", missing.join("\n"));
     let sent = &doc["paths"]["/v1/messages"]["post"]["responses"];
     assert!(sent["409"].is_object(), "a reused Idempotency-Key: {sent}");
+    assert!(
+        sent["402"].is_object(),
+        "a prepaid account that cannot pay: {sent}"
+    );
     let cancel = &doc["paths"]["/v1/messages/{id}/cancel"]["post"]["responses"];
     assert!(cancel["409"].is_object(), "not cancelable: {cancel}");
 }

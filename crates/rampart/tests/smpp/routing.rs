@@ -11,15 +11,14 @@ use crate::require_node;
 async fn connectors_and_routes_added_with_the_cli_take_effect_without_a_restart() {
     require_node!();
     let app = Rampart::start(DataDir::new());
-    // Nothing configured: everything goes to the sandbox.
+    // Nothing configured: a live account's message has nowhere to go, and is never
+    // "delivered" by the simulator.
     let (status, list) = app.get("/v1/connectors", &app.ops).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        list["routes"],
-        json!([{"prefix": "", "connector": "sandbox", "priority": 0}])
-    );
-    let ids = app.send(json!("+447911123456"), "via sandbox").await;
-    app.wait_for_status(&ids[0], &["delivered"]).await;
+    assert_eq!(list["routes"], json!([]));
+    let ids = app.send(json!("+447911123456"), "no route yet").await;
+    let failed = app.wait_for_status(&ids[0], &["failed"]).await;
+    assert_eq!(failed["error_code"], "no_route", "{failed}");
 
     let smsc = Smsc::start(json!({"port": 0})).await;
     app.dir

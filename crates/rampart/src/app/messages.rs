@@ -7,13 +7,14 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::audit::{Action, AuditEvent, Caller};
+use super::policies::PolicyQuestion;
 use super::{App, AppError};
 use crate::clock::{self, Millis};
 use crate::data::sealing::Field;
 use crate::identity::Scope;
 use crate::messaging::phone::mask;
 use crate::messaging::{Encoding, MessageBody, MessageStatus, PhoneNumber, SenderId};
-use crate::policy::{AccountSnapshot, Decision, Outgoing};
+use crate::policy::{Category, Decision, Outgoing, Violation};
 use crate::store::messages::{Insertion, ListFilter, MessageRecord, NewMessage};
 
 const MAX_SCHEDULE_AHEAD_MS: Millis = 35 * 24 * 3600 * 1000;
@@ -36,6 +37,8 @@ pub struct SendRequest {
     pub send_at: Option<String>,
     pub validity_period: Option<u64>,
     pub client_ref: Option<String>,
+    /// `transactional` (the default), `marketing` or `otp`.
+    pub category: Option<String>,
     pub idempotency: Option<Idempotency>,
 }
 
@@ -109,6 +112,18 @@ pub struct Message {
     pub valid_until: Option<Millis>,
     pub sent_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+    /// `None` for messages sent before categories existed.
+    pub category: Option<Category>,
+}
+
+/// What a dry run found: what a send would do, with nothing stored or sent.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub violations: Vec<Violation>,
+    pub encoding: Encoding,
+    pub segments: u32,
+    /// When quiet hours would hold the messages until.
+    pub deferred_until: Option<Millis>,
 }
 
 /// What a cancel answers.
@@ -231,6 +246,7 @@ struct Parsed {
     send_at: Option<Millis>,
     valid_until: Option<Millis>,
     client_ref: Option<String>,
+    category: Category,
 }
 
 impl App {
@@ -257,16 +273,22 @@ impl App {
         caller.require(Scope::MessagesSend)?;
         let now = self.clock.now_ms();
         let idempotency = request.idempotency.clone();
-        let parsed = self.parse_send(request, now)?;
-        self.check_policy(caller, &parsed, now)?;
+        let mut parsed = self.parse_send(request, now)?;
+        let account = &caller.account_id;
+        let tags = self.recipient_tags(account, &parsed);
+        let (decision, policy) = self.ask_policy(account, &question(&parsed, &tags, now))?;
+        match decision {
+            Decision::Allow => {}
+            Decision::Defer(until) => parsed.defer(until, now),
+            Decision::Deny(violations) => return Err(self.refuse_send(caller, violations, now)),
+        }
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());
         let mut accepted = Vec::with_capacity(parsed.recipients.len());
-        for to in &parsed.recipients {
+        for (to, tag) in parsed.recipients.iter().zip(&tags) {
             let id = crate::store::new_id("msg");
-            let account = &caller.account_id;
             rows.push(NewMessage {
-                to_index: self.sealer.phone_index(account, to.as_str()),
+                to_index: *tag,
                 to_sealed: self.sealer.seal(
                     Field::MessageTo,
                     account,
@@ -287,6 +309,7 @@ impl App {
                 send_at: parsed.send_at,
                 valid_until: parsed.valid_until,
                 created_at: now,
+                category: parsed.category.as_str(),
                 id: id.clone(),
             });
             accepted.push(AcceptedMessage {
@@ -316,6 +339,8 @@ impl App {
             Insertion::Created => {
                 metrics::counter!("rampart_messages_accepted_total")
                     .increment(accepted.len() as u64);
+                let at = parsed.send_at.unwrap_or(now);
+                self.count_sends(&caller.account_id, &policy, &tags, at);
                 if parsed.send_at.is_none() {
                     self.wake_delivery();
                 }
@@ -378,6 +403,16 @@ impl App {
                 "client_ref",
             ));
         }
+        let category = match request.category.as_deref() {
+            None => Category::default(),
+            Some(c) => Category::parse(c).ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_category",
+                    "`category` must be transactional, marketing or otp",
+                    "category",
+                )
+            })?,
+        };
         Ok(Parsed {
             recipients,
             sender,
@@ -385,37 +420,40 @@ impl App {
             send_at,
             valid_until,
             client_ref: request.client_ref,
+            category,
         })
     }
 
-    /// The policy hook: one decision per send, before anything is stored.
-    fn check_policy(&self, caller: &Caller, parsed: &Parsed, now: Millis) -> Result<(), AppError> {
-        let account = AccountSnapshot {
-            account_id: caller.account_id.clone(),
+    /// The recipients' blind-index tags: stored with the rows, and the key of the frequency
+    /// counts and opt-outs.
+    fn recipient_tags(&self, account: &str, parsed: &Parsed) -> Vec<[u8; 16]> {
+        parsed
+            .recipients
+            .iter()
+            .map(|to| self.sealer.phone_index(account, to.as_str()))
+            .collect()
+    }
+
+    /// What a send would do (`POST /v1/messages/dry-run`): parsed, segmented and decided by
+    /// the policy like a send, with nothing stored, sent, counted or audited.
+    pub fn dry_run(&self, caller: &Caller, request: SendRequest) -> Result<DryRun, AppError> {
+        caller.require(Scope::MessagesSend)?;
+        let now = self.clock.now_ms();
+        let parsed = self.parse_send(request, now)?;
+        let tags = self.recipient_tags(&caller.account_id, &parsed);
+        let (decision, _) = self.ask_policy(&caller.account_id, &question(&parsed, &tags, now))?;
+        let info = parsed.body.info();
+        let (violations, deferred_until) = match decision {
+            Decision::Allow => (Vec::new(), None),
+            Decision::Defer(until) => (Vec::new(), Some(until)),
+            Decision::Deny(violations) => (violations, None),
         };
-        let outgoing = Outgoing {
-            recipients: &parsed.recipients,
-            sender: &parsed.sender,
-            body: &parsed.body,
-            send_at: parsed.send_at.unwrap_or(now),
-        };
-        match self.policy.decide(&account, &outgoing) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(violations) => {
-                let first = violations.into_iter().next();
-                Err(match first {
-                    Some(v) => AppError::Invalid {
-                        code: v.code,
-                        message: format!("{} (rule {})", v.message, v.rule),
-                        field: v.field,
-                    },
-                    None => AppError::forbidden(
-                        "policy_denied",
-                        "the account's policy refused this message",
-                    ),
-                })
-            }
-        }
+        Ok(DryRun {
+            violations,
+            encoding: info.encoding,
+            segments: info.segments as u32,
+            deferred_until,
+        })
     }
 
     fn replay(&self, account_id: &str, ids: Vec<String>) -> Result<SendOutcome, AppError> {
@@ -589,7 +627,33 @@ impl App {
             valid_until: m.valid_until,
             sent_at: m.sent_at,
             completed_at: m.completed_at,
+            category: m.category.as_deref().and_then(Category::parse),
         })
+    }
+}
+
+/// The policy's view of a parsed send.
+fn question<'a>(parsed: &'a Parsed, tags: &'a [[u8; 16]], now: Millis) -> PolicyQuestion<'a> {
+    PolicyQuestion {
+        outgoing: Outgoing {
+            recipients: &parsed.recipients,
+            sender: &parsed.sender,
+            body: &parsed.body,
+            send_at: parsed.send_at.unwrap_or(now),
+            category: parsed.category,
+        },
+        tags,
+    }
+}
+
+impl Parsed {
+    /// Holds the messages until `until` (quiet hours); a validity period runs from then.
+    fn defer(&mut self, until: Millis, now: Millis) {
+        let from = self.send_at.unwrap_or(now);
+        if until > from {
+            self.valid_until = self.valid_until.map(|v| v + (until - from));
+            self.send_at = Some(until);
+        }
     }
 }
 
@@ -684,6 +748,7 @@ mod tests {
             valid_until: None,
             sent_at: None,
             completed_at: None,
+            category: None,
         };
         for shown in [format!("{request:?}"), format!("{message:?}")] {
             assert!(!shown.contains("+447700900123"), "{shown}");

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
+pub mod policy;
 pub mod rate_limits;
 pub mod retention;
 pub mod system;
@@ -185,6 +186,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(rate_limits::set_operator_rate_limits))
         .routes(routes!(retention::get_retention, retention::set_retention))
+        .routes(routes!(policy::get_policy, policy::set_policy))
+        .routes(routes!(policy::dry_run))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

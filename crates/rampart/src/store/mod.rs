@@ -18,6 +18,7 @@ pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod people;
+pub mod policies;
 pub mod queue;
 pub mod retention;
 pub mod routing;
@@ -61,6 +62,9 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
+    )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0014_policy.sql"
     )),
 ];
 
@@ -130,6 +134,7 @@ pub trait Repositories:
     + keys::Keys
     + messages::Messages
     + people::People
+    + policies::Policies
     + queue::Queue
     + retention::Retention
     + routing::Routing
@@ -146,6 +151,7 @@ impl<T> Repositories for T where
         + keys::Keys
         + messages::Messages
         + people::People
+        + policies::Policies
         + queue::Queue
         + retention::Retention
         + routing::Routing

@@ -53,6 +53,25 @@ BUSINESS_RULES = (
     # DELETE /v1/bans/{ip}: the path names an IP address, which JSON Schema cannot state for a
     # path parameter that takes IPv4 and IPv6 alike.
     ("invalid_ip", "is not an IP address"),
+    # PUT /v1/accounts/{id}/policy: quiet hours must not start and end at the same minute, an
+    # order between two fields that JSON Schema cannot state.
+    ("invalid_policy", "must differ from `start`"),
+) + tuple(
+    # A send refused by the account's policy document, which an earlier PUT of the run may
+    # have set to anything schema-valid (docs/policy.md): each refusal names its rule.
+    (code, "(rule ")
+    for code in (
+        "destination_not_allowed",
+        "destination_blocked",
+        "sender_not_allowed",
+        "too_many_segments",
+        "content_blocked",
+        "url_shortener_blocked",
+        "opt_out_footer_missing",
+        "quiet_hours",
+        "frequency_cap_exceeded",
+        "recipient_opted_out",
+    )
 )
 
 

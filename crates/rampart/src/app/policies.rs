@@ -192,7 +192,8 @@ impl App {
     fn parse_policy(&self, value: serde_json::Value) -> Result<PolicyDocument, AppError> {
         let document: PolicyDocument = serde_path_to_error::deserialize(value).map_err(|e| {
             let field = e.path().to_string();
-            AppError::invalid("invalid_policy", e.into_inner().to_string(), field)
+            let message = format!("`{field}`: {}", e.into_inner());
+            AppError::invalid("invalid_policy", message, field)
         })?;
         document
             .validate(self.config.messaging.max_segments)

@@ -374,6 +374,7 @@ mod backups;
 mod client_certs;
 mod keys;
 mod passkeys;
+mod policy;
 mod rate_limits;
 mod second_factors;
 mod sessions;

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{RefOr, schema::AdditionalProperties};
 use utoipa::{IntoParams, ToSchema};
 
@@ -56,6 +56,11 @@ fn list(items: ObjectBuilder, description: &str) -> ArrayBuilder {
         .description(Some(description))
 }
 
+/// The field may be null, as absent (serde reads both as `None`).
+fn nullable(of: Type) -> SchemaType {
+    SchemaType::from_iter([of, Type::Null])
+}
+
 fn integer(min: u64, max: u64, description: &str) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
@@ -76,9 +81,10 @@ fn document_schema() -> ObjectBuilder {
             "allowed_countries",
             list(
                 string().pattern(Some("^[A-Z]{2}$")),
-                "ISO 3166 alpha-2 codes: only these countries. Absent: every country but the \
-                 built-in high-risk set.",
-            ),
+                "ISO 3166 alpha-2 codes: only these countries. Absent or null: every country \
+                 but the built-in high-risk set.",
+            )
+            .schema_type(nullable(Type::Array)),
         )
         .property(
             "allow_high_risk",
@@ -119,8 +125,9 @@ fn document_schema() -> ObjectBuilder {
             integer(
                 1,
                 max_segments,
-                "Most segments per message, up to the server's limit.",
-            ),
+                "Most segments per message, up to the server's limit; null: that limit.",
+            )
+            .schema_type(nullable(Type::Integer)),
         )
         .property(
             "blocked_words",
@@ -167,11 +174,14 @@ fn document_schema() -> ObjectBuilder {
         .property("content", content)
         .property(
             "quiet_hours",
-            quiet.description(Some("Marketing is held in this window; none by default.")),
+            quiet
+                .schema_type(nullable(Type::Object))
+                .description(Some("Marketing is held in this window; none by default.")),
         )
         .property(
             "frequency_cap",
-            cap.description(Some("Per recipient and account; none by default.")),
+            cap.schema_type(nullable(Type::Object))
+                .description(Some("Per recipient and account; none by default.")),
         )
         .description(Some(
             "The account's business rules; every section optional (docs/policy.md).",

@@ -280,7 +280,20 @@ impl App {
         match decision {
             Decision::Allow => {}
             Decision::Defer(until) => parsed.defer(until, now),
-            Decision::Deny(violations) => return Err(self.refuse_send(caller, violations, now)),
+            Decision::Deny(violations) => {
+                // A retry of a send that was accepted (before a frequency cap filled up or
+                // the document changed) gets its first answer, as any retry does.
+                if let Some(i) = &idempotency {
+                    let since = now - self.idempotency_window_ms();
+                    let seen = self.store.read(|tx| {
+                        tx.idempotent_messages(account, &i.key, &i.fingerprint, since)
+                    })?;
+                    if let Some(ids) = seen {
+                        return self.replay(account, ids);
+                    }
+                }
+                return Err(self.refuse_send(caller, violations, now));
+            }
         }
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());

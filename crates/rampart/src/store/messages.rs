@@ -122,6 +122,14 @@ pub trait Messages {
     ) -> Result<Insertion, StoreError>;
     /// Deletes idempotency records made before `before`; how many went.
     fn expire_idempotency_keys(&self, before: Millis) -> Result<usize, StoreError>;
+    /// The messages recorded for this key and request fingerprint since `remembered_since`.
+    fn idempotent_messages(
+        &self,
+        account_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        remembered_since: Millis,
+    ) -> Result<Option<Vec<String>>, StoreError>;
     fn get_message(&self, account_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
     /// The account's messages, newest first.
     fn list_messages(
@@ -184,6 +192,22 @@ impl Messages for Db<'_> {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn idempotent_messages(
+        &self,
+        account_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        remembered_since: Millis,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let seen: Option<(Vec<u8>, String)> = self.conn()
+            .prepare_cached("SELECT request_hash, message_ids FROM idempotency_keys WHERE account_id = ?1 AND key = ?2 AND created_at >= ?3")?
+            .query_row(params![account_id, key, remembered_since], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(seen
+            .filter(|(hash, _)| hash == request_hash)
+            .map(|(_, ids)| ids.split(' ').map(str::to_owned).collect()))
     }
 
     fn insert_messages(

@@ -241,3 +241,30 @@ async fn a_dry_run_answers_like_a_send_and_stores_nothing() {
         .unwrap();
     assert!(listed.data.is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_of_an_accepted_send_is_answered_as_before_even_once_the_cap_is_full() {
+    let bench = Bench::new().await;
+    set(
+        &bench,
+        json!({"frequency_cap": {"max_messages": 1, "window_seconds": 3600}}),
+    )
+    .await;
+    let retry = || {
+        let mut r = request(NUMBER, BODY, None);
+        r.idempotency =
+            Some(super::super::messages::Idempotency::new("order-1", BODY.as_bytes()).unwrap());
+        r
+    };
+    let Ok(SendOutcome::Accepted(first)) = send(&bench, retry()).await else {
+        panic!("the first send is new");
+    };
+    let Ok(SendOutcome::Replayed(again)) = send(&bench, retry()).await else {
+        panic!("the retry is answered as before");
+    };
+    assert_eq!(first[0].id, again[0].id);
+    assert_eq!(
+        refused_with(send(&bench, request(NUMBER, BODY, None)).await),
+        ["frequency_cap_exceeded"]
+    );
+}

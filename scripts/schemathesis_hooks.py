@@ -12,7 +12,10 @@ Three narrow adjustments, each for a reason schemathesis cannot know:
    depends on the encoding its characters need), `send_at` may be at most 35 days ahead and
    `expires_at` must be in the future (both relative to the server's clock), and an allowlist
    entry must be an IP address or CIDR network (and a ban is lifted by an IP address), and an
-   account's purge period may not be shorter than its erase period. Only these exact
+   account's purge period may not be shorter than its erase period, quiet hours may not start
+   and end at the same minute, and a send may be refused by the account's policy document
+   (which an earlier PUT of the run may have set to any schema-valid rules; each refusal names
+   its rule, docs/policy.md). Only these exact
    refusals are accepted, by problem `code` and the phrase of the rule in `detail`; any other
    refusal of schema-valid data (a shape the schema allows but the server does not) still fails.
 

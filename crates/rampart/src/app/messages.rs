@@ -7,14 +7,14 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::audit::{Action, AuditEvent, Caller};
-use super::policies::PolicyQuestion;
+use super::policies::question;
 use super::{App, AppError};
 use crate::clock::{self, Millis};
 use crate::data::sealing::Field;
 use crate::identity::Scope;
 use crate::messaging::phone::mask;
 use crate::messaging::{Encoding, MessageBody, MessageStatus, PhoneNumber, SenderId};
-use crate::policy::{Category, Decision, Outgoing, Violation};
+use crate::policy::{Category, Decision};
 use crate::store::messages::{Insertion, ListFilter, MessageRecord, NewMessage};
 
 const MAX_SCHEDULE_AHEAD_MS: Millis = 35 * 24 * 3600 * 1000;
@@ -114,16 +114,6 @@ pub struct Message {
     pub completed_at: Option<Millis>,
     /// `None` for messages sent before categories existed.
     pub category: Option<Category>,
-}
-
-/// What a dry run found: what a send would do, with nothing stored or sent.
-#[derive(Debug, Clone)]
-pub struct DryRun {
-    pub violations: Vec<Violation>,
-    pub encoding: Encoding,
-    pub segments: u32,
-    /// When quiet hours would hold the messages until.
-    pub deferred_until: Option<Millis>,
 }
 
 /// What a cancel answers.
@@ -239,14 +229,14 @@ impl fmt::Debug for MessageQuery {
 }
 
 /// The parsed fields of a send, before any row exists.
-struct Parsed {
-    recipients: Vec<PhoneNumber>,
-    sender: SenderId,
-    body: MessageBody,
-    send_at: Option<Millis>,
-    valid_until: Option<Millis>,
-    client_ref: Option<String>,
-    category: Category,
+pub(super) struct Parsed {
+    pub(super) recipients: Vec<PhoneNumber>,
+    pub(super) sender: SenderId,
+    pub(super) body: MessageBody,
+    pub(super) send_at: Option<Millis>,
+    pub(super) valid_until: Option<Millis>,
+    pub(super) client_ref: Option<String>,
+    pub(super) category: Category,
 }
 
 impl App {
@@ -367,7 +357,7 @@ impl App {
         }
     }
 
-    fn parse_send(&self, request: SendRequest, now: Millis) -> Result<Parsed, AppError> {
+    pub(super) fn parse_send(&self, request: SendRequest, now: Millis) -> Result<Parsed, AppError> {
         let limits = &self.config.messaging;
         let recipients = parse_recipients(&request.to, request.to_is_list, limits.max_recipients)?;
         let sender = SenderId::parse(&request.from)
@@ -434,38 +424,6 @@ impl App {
             valid_until,
             client_ref: request.client_ref,
             category,
-        })
-    }
-
-    /// The recipients' blind-index tags: stored with the rows, and the key of the frequency
-    /// counts and opt-outs.
-    fn recipient_tags(&self, account: &str, parsed: &Parsed) -> Vec<[u8; 16]> {
-        parsed
-            .recipients
-            .iter()
-            .map(|to| self.sealer.phone_index(account, to.as_str()))
-            .collect()
-    }
-
-    /// What a send would do (`POST /v1/messages/dry-run`): parsed, segmented and decided by
-    /// the policy like a send, with nothing stored, sent, counted or audited.
-    pub fn dry_run(&self, caller: &Caller, request: SendRequest) -> Result<DryRun, AppError> {
-        caller.require(Scope::MessagesSend)?;
-        let now = self.clock.now_ms();
-        let parsed = self.parse_send(request, now)?;
-        let tags = self.recipient_tags(&caller.account_id, &parsed);
-        let (decision, _) = self.ask_policy(&caller.account_id, &question(&parsed, &tags, now))?;
-        let info = parsed.body.info();
-        let (violations, deferred_until) = match decision {
-            Decision::Allow => (Vec::new(), None),
-            Decision::Defer(until) => (Vec::new(), Some(until)),
-            Decision::Deny(violations) => (violations, None),
-        };
-        Ok(DryRun {
-            violations,
-            encoding: info.encoding,
-            segments: info.segments as u32,
-            deferred_until,
         })
     }
 
@@ -642,31 +600,6 @@ impl App {
             completed_at: m.completed_at,
             category: m.category.as_deref().and_then(Category::parse),
         })
-    }
-}
-
-/// The policy's view of a parsed send.
-fn question<'a>(parsed: &'a Parsed, tags: &'a [[u8; 16]], now: Millis) -> PolicyQuestion<'a> {
-    PolicyQuestion {
-        outgoing: Outgoing {
-            recipients: &parsed.recipients,
-            sender: &parsed.sender,
-            body: &parsed.body,
-            send_at: parsed.send_at.unwrap_or(now),
-            category: parsed.category,
-        },
-        tags,
-    }
-}
-
-impl Parsed {
-    /// Holds the messages until `until` (quiet hours); a validity period runs from then.
-    fn defer(&mut self, until: Millis, now: Millis) {
-        let from = self.send_at.unwrap_or(now);
-        if until > from {
-            self.valid_until = self.valid_until.map(|v| v + (until - from));
-            self.send_at = Some(until);
-        }
     }
 }
 

@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::audit::{Action, Actor, AuditEvent, Caller};
+use super::messages::{Parsed, SendRequest};
 use super::{App, AppError};
 use crate::clock::Millis;
 use crate::identity::Scope;
 use crate::identity::key_cache::{Stamp, stamp};
+use crate::messaging::Encoding;
 use crate::messaging::SenderId;
 use crate::policy::{AccountSnapshot, Decision, Outgoing, PolicyDocument, Violation};
 use crate::store::policies::{PolicyRecord, PolicyWrite};
@@ -123,6 +125,16 @@ fn announce_change(data_dir: &Path) -> std::io::Result<()> {
     let temp = data_dir.join(format!(".policies.epoch.{}", crate::store::new_id("tmp")));
     fs::write(&temp, crate::store::new_id("epoch"))?;
     fs::rename(&temp, epoch_file(data_dir))
+}
+
+/// What a dry run found: what a send would do, with nothing stored or sent.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub violations: Vec<Violation>,
+    pub encoding: Encoding,
+    pub segments: u32,
+    /// When quiet hours would hold the messages until.
+    pub deferred_until: Option<Millis>,
 }
 
 /// A send as the policy is asked about it, with the recipients' blind-index tags.
@@ -246,6 +258,38 @@ impl App {
         }
     }
 
+    /// The recipients' blind-index tags: stored with the rows, and the key of the frequency
+    /// counts and opt-outs.
+    pub(super) fn recipient_tags(&self, account: &str, parsed: &Parsed) -> Vec<[u8; 16]> {
+        parsed
+            .recipients
+            .iter()
+            .map(|to| self.sealer.phone_index(account, to.as_str()))
+            .collect()
+    }
+
+    /// What a send would do (`POST /v1/messages/dry-run`): parsed, segmented and decided by
+    /// the policy like a send, with nothing stored, sent, counted or audited.
+    pub fn dry_run(&self, caller: &Caller, request: SendRequest) -> Result<DryRun, AppError> {
+        caller.require(Scope::MessagesSend)?;
+        let now = self.clock.now_ms();
+        let parsed = self.parse_send(request, now)?;
+        let tags = self.recipient_tags(&caller.account_id, &parsed);
+        let (decision, _) = self.ask_policy(&caller.account_id, &question(&parsed, &tags, now))?;
+        let info = parsed.body.info();
+        let (violations, deferred_until) = match decision {
+            Decision::Allow => (Vec::new(), None),
+            Decision::Defer(until) => (Vec::new(), Some(until)),
+            Decision::Deny(violations) => (violations, None),
+        };
+        Ok(DryRun {
+            violations,
+            encoding: info.encoding,
+            segments: info.segments as u32,
+            deferred_until,
+        })
+    }
+
     /// Gathers the account's snapshot and asks the policy. Reads the database only for rules
     /// that are on and need it (assigned numbers, when senders are restricted).
     pub(super) fn ask_policy(
@@ -330,6 +374,35 @@ impl App {
                 self.send_counter
                     .record(account_id, *tag, at, cap.max_messages);
             }
+        }
+    }
+}
+
+/// The policy's view of a parsed send.
+pub(super) fn question<'a>(
+    parsed: &'a Parsed,
+    tags: &'a [[u8; 16]],
+    now: Millis,
+) -> PolicyQuestion<'a> {
+    PolicyQuestion {
+        outgoing: Outgoing {
+            recipients: &parsed.recipients,
+            sender: &parsed.sender,
+            body: &parsed.body,
+            send_at: parsed.send_at.unwrap_or(now),
+            category: parsed.category,
+        },
+        tags,
+    }
+}
+
+impl Parsed {
+    /// Holds the messages until `until` (quiet hours); a validity period runs from then.
+    pub(super) fn defer(&mut self, until: Millis, now: Millis) {
+        let from = self.send_at.unwrap_or(now);
+        if until > from {
+            self.valid_until = self.valid_until.map(|v| v + (until - from));
+            self.send_at = Some(until);
         }
     }
 }

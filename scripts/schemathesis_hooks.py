@@ -12,8 +12,10 @@ Three narrow adjustments, each for a reason schemathesis cannot know:
    depends on the encoding its characters need), `send_at` may be at most 35 days ahead and
    `expires_at` must be in the future (both relative to the server's clock), and an allowlist
    entry must be an IP address or CIDR network (and a ban is lifted by an IP address), an
-   account's purge period may not be shorter than its erase period, and a credit is more than
-   zero. Only these exact
+   account's purge period may not be shorter than its erase period, a credit is more than
+   zero, quiet hours may not start and end at the same minute, and a send may be refused by
+   the account's policy document (which an earlier PUT of the run may have set to any
+   schema-valid rules; each refusal names its rule, docs/policy.md). Only these exact
    refusals are accepted, by problem `code` and the phrase of the rule in `detail`; any other
    refusal of schema-valid data (a shape the schema allows but the server does not) still fails.
 
@@ -57,6 +59,25 @@ BUSINESS_RULES = (
     # DELETE /v1/bans/{ip}: the path names an IP address, which JSON Schema cannot state for a
     # path parameter that takes IPv4 and IPv6 alike.
     ("invalid_ip", "is not an IP address"),
+    # PUT /v1/accounts/{id}/policy: quiet hours must not start and end at the same minute, an
+    # order between two fields that JSON Schema cannot state.
+    ("invalid_policy", "must differ from `start`"),
+) + tuple(
+    # A send refused by the account's policy document, which an earlier PUT of the run may
+    # have set to anything schema-valid (docs/policy.md): each refusal names its rule.
+    (code, "(rule ")
+    for code in (
+        "destination_not_allowed",
+        "destination_blocked",
+        "sender_not_allowed",
+        "too_many_segments",
+        "content_blocked",
+        "url_shortener_blocked",
+        "opt_out_footer_missing",
+        "quiet_hours",
+        "frequency_cap_exceeded",
+        "recipient_opted_out",
+    )
 )
 
 

@@ -6,6 +6,7 @@ mod cli_backup;
 mod cli_billing;
 mod cli_keys;
 mod cli_people;
+mod cli_policy;
 mod cli_routing;
 mod cli_verify;
 
@@ -62,6 +63,10 @@ enum Command {
     /// Manage our numbers: which account receives the messages sent to each.
     #[command(subcommand)]
     Number(cli_routing::NumberCommand),
+    /// Show or set an account's policy: destinations, senders, content, quiet hours,
+    /// frequency caps (docs/policy.md).
+    #[command(subcommand)]
+    Policy(cli_policy::PolicyCommand),
     /// Manage people: operators and members of accounts.
     #[command(subcommand)]
     User(cli_people::UserCommand),
@@ -176,6 +181,7 @@ fn main() -> anyhow::Result<()> {
             Command::Ban(command) => cli_admin::run_ban(&app, command).await,
             Command::Billing(command) => cli_billing::run_billing(&app, command).await,
             Command::Keys(command) => cli_keys::run_keys(&app, command).await,
+            Command::Policy(command) => cli_policy::run_policy(&app, command).await,
             Command::User(command) => cli_people::run_user(&app, command).await,
             Command::Member(command) => cli_people::run_member(&app, command).await,
         }

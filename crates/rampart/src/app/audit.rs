@@ -129,6 +129,7 @@ pub enum Action {
     AccountNetworksSet,
     AccountRateLimitsSet,
     AccountRetentionSet,
+    AccountPolicySet,
     /// Retention erased or purged messages of an account (the target holds the counts).
     RetentionApplied,
     RequestRefused,
@@ -187,6 +188,7 @@ impl Action {
             Self::AccountNetworksSet => "account.allowed_ips",
             Self::AccountRateLimitsSet => "account.rate_limits",
             Self::AccountRetentionSet => "account.retention",
+            Self::AccountPolicySet => "account.policy",
             Self::RetentionApplied => "retention.applied",
             Self::RequestRefused => "request.refused",
             Self::AddressBanned => "address.ban",

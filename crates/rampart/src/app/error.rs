@@ -15,6 +15,10 @@ pub enum AppError {
         message: String,
         field: Option<String>,
     },
+    /// The account's policy refused a send (HTTP 422 with the first violation's code and
+    /// every violation listed).
+    #[error("the account's policy refused the message")]
+    PolicyRefused(Vec<crate::policy::Violation>),
     /// A filter, paging parameter or header is not acceptable (HTTP 400).
     #[error("{message}")]
     BadRequest {

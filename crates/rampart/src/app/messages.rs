@@ -7,13 +7,14 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::audit::{Action, AuditEvent, Caller};
+use super::policies::question;
 use super::{App, AppError};
 use crate::clock::{self, Millis};
 use crate::data::sealing::Field;
 use crate::identity::Scope;
 use crate::messaging::phone::mask;
 use crate::messaging::{Encoding, MessageBody, MessageStatus, PhoneNumber, SenderId};
-use crate::policy::{AccountSnapshot, Decision, Outgoing};
+use crate::policy::{Category, Decision};
 use crate::store::messages::{Insertion, ListFilter, MessageRecord, NewMessage};
 
 const MAX_SCHEDULE_AHEAD_MS: Millis = 35 * 24 * 3600 * 1000;
@@ -36,6 +37,8 @@ pub struct SendRequest {
     pub send_at: Option<String>,
     pub validity_period: Option<u64>,
     pub client_ref: Option<String>,
+    /// `transactional` (the default), `marketing` or `otp`.
+    pub category: Option<String>,
     pub idempotency: Option<Idempotency>,
 }
 
@@ -109,6 +112,8 @@ pub struct Message {
     pub valid_until: Option<Millis>,
     pub sent_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+    /// `None` for messages sent before categories existed.
+    pub category: Option<Category>,
 }
 
 /// What a cancel answers.
@@ -224,13 +229,14 @@ impl fmt::Debug for MessageQuery {
 }
 
 /// The parsed fields of a send, before any row exists.
-struct Parsed {
-    recipients: Vec<PhoneNumber>,
-    sender: SenderId,
-    body: MessageBody,
-    send_at: Option<Millis>,
-    valid_until: Option<Millis>,
-    client_ref: Option<String>,
+pub(super) struct Parsed {
+    pub(super) recipients: Vec<PhoneNumber>,
+    pub(super) sender: SenderId,
+    pub(super) body: MessageBody,
+    pub(super) send_at: Option<Millis>,
+    pub(super) valid_until: Option<Millis>,
+    pub(super) client_ref: Option<String>,
+    pub(super) category: Category,
 }
 
 impl App {
@@ -258,16 +264,35 @@ impl App {
         let now = self.clock.now_ms();
         let idempotency = request.idempotency.clone();
         let many = request.to_is_list;
-        let parsed = self.parse_send(request, now)?;
-        self.check_policy(caller, &parsed, now)?;
+        let mut parsed = self.parse_send(request, now)?;
+        let account = &caller.account_id;
+        let tags = self.recipient_tags(account, &parsed);
+        let (decision, policy) = self.ask_policy(account, &question(&parsed, &tags, now))?;
+        match decision {
+            Decision::Allow => {}
+            Decision::Defer(until) => parsed.defer(until, now),
+            Decision::Deny(violations) => {
+                // A retry of a send that was accepted (before a frequency cap filled up or
+                // the document changed) gets its first answer, as any retry does.
+                if let Some(i) = &idempotency {
+                    let since = now - self.idempotency_window_ms();
+                    let seen = self.store.read(|tx| {
+                        tx.idempotent_messages(account, &i.key, &i.fingerprint, since)
+                    })?;
+                    if let Some(ids) = seen {
+                        return self.replay(account, ids);
+                    }
+                }
+                return Err(self.refuse_send(caller, violations, now));
+            }
+        }
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());
         let mut accepted = Vec::with_capacity(parsed.recipients.len());
-        for to in &parsed.recipients {
+        for (to, tag) in parsed.recipients.iter().zip(&tags) {
             let id = crate::store::new_id("msg");
-            let account = &caller.account_id;
             rows.push(NewMessage {
-                to_index: self.sealer.phone_index(account, to.as_str()),
+                to_index: *tag,
                 to_sealed: self.sealer.seal(
                     Field::MessageTo,
                     account,
@@ -288,6 +313,7 @@ impl App {
                 send_at: parsed.send_at,
                 valid_until: parsed.valid_until,
                 created_at: now,
+                category: parsed.category.as_str(),
                 id: id.clone(),
             });
             accepted.push(AcceptedMessage {
@@ -322,6 +348,8 @@ impl App {
             Insertion::Created => {
                 metrics::counter!("rampart_messages_accepted_total")
                     .increment(accepted.len() as u64);
+                let at = parsed.send_at.unwrap_or(now);
+                self.count_sends(&caller.account_id, &policy, &tags, at);
                 if parsed.send_at.is_none() {
                     self.wake_delivery();
                 }
@@ -335,7 +363,7 @@ impl App {
         }
     }
 
-    fn parse_send(&self, request: SendRequest, now: Millis) -> Result<Parsed, AppError> {
+    pub(super) fn parse_send(&self, request: SendRequest, now: Millis) -> Result<Parsed, AppError> {
         let limits = &self.config.messaging;
         let recipients = parse_recipients(&request.to, request.to_is_list, limits.max_recipients)?;
         let sender = SenderId::parse(&request.from)
@@ -384,6 +412,16 @@ impl App {
                 "client_ref",
             ));
         }
+        let category = match request.category.as_deref() {
+            None => Category::default(),
+            Some(c) => Category::parse(c).ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_category",
+                    "`category` must be transactional, marketing or otp",
+                    "category",
+                )
+            })?,
+        };
         Ok(Parsed {
             recipients,
             sender,
@@ -391,37 +429,8 @@ impl App {
             send_at,
             valid_until,
             client_ref: request.client_ref,
+            category,
         })
-    }
-
-    /// The policy hook: one decision per send, before anything is stored.
-    fn check_policy(&self, caller: &Caller, parsed: &Parsed, now: Millis) -> Result<(), AppError> {
-        let account = AccountSnapshot {
-            account_id: caller.account_id.clone(),
-        };
-        let outgoing = Outgoing {
-            recipients: &parsed.recipients,
-            sender: &parsed.sender,
-            body: &parsed.body,
-            send_at: parsed.send_at.unwrap_or(now),
-        };
-        match self.policy.decide(&account, &outgoing) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(violations) => {
-                let first = violations.into_iter().next();
-                Err(match first {
-                    Some(v) => AppError::Invalid {
-                        code: v.code,
-                        message: format!("{} (rule {})", v.message, v.rule),
-                        field: v.field,
-                    },
-                    None => AppError::forbidden(
-                        "policy_denied",
-                        "the account's policy refused this message",
-                    ),
-                })
-            }
-        }
     }
 
     fn replay(&self, account_id: &str, ids: Vec<String>) -> Result<SendOutcome, AppError> {
@@ -595,6 +604,7 @@ impl App {
             valid_until: m.valid_until,
             sent_at: m.sent_at,
             completed_at: m.completed_at,
+            category: m.category.as_deref().and_then(Category::parse),
         })
     }
 }
@@ -690,6 +700,7 @@ mod tests {
             valid_until: None,
             sent_at: None,
             completed_at: None,
+            category: None,
         };
         for shown in [format!("{request:?}"), format!("{message:?}")] {
             assert!(!shown.contains("+447700900123"), "{shown}");

@@ -24,6 +24,7 @@ pub mod notices;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
+pub mod policies;
 pub mod restore;
 pub mod retention;
 pub mod routing;
@@ -60,7 +61,8 @@ use crate::identity::softlock::{Softlock, SoftlockConfig};
 use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
-use crate::policy::{AllowAll, Policy};
+use crate::policy::frequency::SendCounter;
+use crate::policy::{Policy, Rules};
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
 
@@ -99,6 +101,12 @@ pub struct App {
     clock: SharedClock,
     keys: KeyCache,
     policy: Arc<dyn Policy>,
+    /// Every account's policy document, in memory.
+    policies: policies::PolicyCache,
+    /// Messages accepted per recipient, for frequency caps.
+    send_counter: SendCounter,
+    /// Who opted out (the policy refuses them).
+    opt_outs: Arc<dyn policies::OptOuts>,
     /// Proxies whose `X-Forwarded-For` names the client.
     trusted_proxies: IpList,
     /// Addresses refused on every authenticated request.
@@ -213,6 +221,7 @@ impl App {
                 (config.network.ban_seconds as Millis).saturating_mul(1000),
             ),
             keys: KeyCache::new(&config.data_dir),
+            policies: policies::PolicyCache::new(&config.data_dir),
             passwords,
             breached,
             passkeys,
@@ -234,7 +243,9 @@ impl App {
             store: Arc::new(store),
             sealer: Sealer::new(Arc::new(keyring)),
             clock,
-            policy: Arc::new(AllowAll),
+            policy: Arc::new(Rules),
+            send_counter: SendCounter::default(),
+            opt_outs: Arc::new(policies::NoOptOuts),
             trusted_proxies,
             denied_ips,
             operator_networks,
@@ -250,6 +261,12 @@ impl App {
     /// Replaces the business policy every send is checked against.
     pub fn with_policy(mut self, policy: Arc<dyn Policy>) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Replaces the answer to who opted out (the opt-out store's).
+    pub fn with_opt_outs(mut self, opt_outs: Arc<dyn policies::OptOuts>) -> Self {
+        self.opt_outs = opt_outs;
         self
     }
 

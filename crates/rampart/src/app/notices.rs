@@ -37,6 +37,7 @@ impl App {
             send_at: None,
             validity_period: Some(NOTICE_VALIDITY_SECONDS),
             client_ref: None,
+            category: Some("otp".to_owned()),
             idempotency: None,
         };
         match self.send_messages(&instance, request).await? {

@@ -311,8 +311,11 @@ async fn assert_nothing_stored(bench: &Bench) {
         .unwrap();
     assert!(listed.data.is_empty(), "{:?}", listed.data);
     let audit = bench.app.audit_trail(Some(&bench.account), 10).unwrap();
+    // A refusal is on record (denied), an accepted send is not.
     assert!(
-        audit.iter().all(|e| e.action != "messages.send"),
+        audit
+            .iter()
+            .all(|e| e.action != "messages.send" || e.outcome.starts_with("denied:")),
         "{audit:?}"
     );
 }
@@ -333,14 +336,11 @@ async fn a_send_refused_by_the_policy_stores_nothing() {
     let sent = send_one(&bench).await;
 
     match sent {
-        Err(AppError::Invalid {
-            code,
-            message,
-            field,
-        }) => {
-            assert_eq!(code, "destination_not_allowed");
-            assert!(message.contains("geo.allowlist"), "{message}");
-            assert_eq!(field.as_deref(), Some("to"));
+        Err(AppError::PolicyRefused(violations)) => {
+            assert_eq!(violations.len(), 1);
+            assert_eq!(violations[0].code, "destination_not_allowed");
+            assert_eq!(violations[0].rule, "geo.allowlist");
+            assert_eq!(violations[0].field.as_deref(), Some("to"));
         }
         other => panic!("expected a policy refusal, got {other:?}"),
     }
@@ -375,6 +375,7 @@ mod client_certs;
 mod fairness;
 mod keys;
 mod passkeys;
+mod policy;
 mod rate_limits;
 mod second_factors;
 mod sessions;

@@ -20,6 +20,34 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// The limit in force, for a 429.
     pub rate_limit_policy: Option<String>,
+    /// Every rule a refused send broke (boxed: most errors carry none, and every handler
+    /// returns this type).
+    pub violations: Option<Box<Vec<ViolationView>>>,
+}
+
+/// One rule of the account's policy that a message breaks (docs/policy.md).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ViolationView {
+    /// Stable machine-readable code, e.g. `destination_not_allowed`.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+    /// The rule of the policy document that fired, e.g. `destinations.allowed_countries`.
+    pub rule: &'static str,
+    /// The request field at fault (`to[2]`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl From<crate::policy::Violation> for ViolationView {
+    fn from(v: crate::policy::Violation) -> Self {
+        Self {
+            code: v.code,
+            message: v.message,
+            rule: v.rule,
+            field: v.field,
+        }
+    }
 }
 
 /// The problem document (RFC 9457).
@@ -36,6 +64,10 @@ pub struct Problem {
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For a send the account's policy refused: every rule it broke, the first of which
+    /// gave `code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<ViolationView>>,
 }
 
 impl ApiError {
@@ -47,6 +79,7 @@ impl ApiError {
             field: None,
             retry_after: None,
             rate_limit_policy: None,
+            violations: None,
         }
     }
 
@@ -140,6 +173,7 @@ impl ApiError {
             detail: self.detail.clone(),
             code: self.code,
             field: self.field.clone(),
+            violations: self.violations.as_deref().cloned(),
         }
     }
 }
@@ -190,6 +224,23 @@ impl From<AppError> for ApiError {
                 field,
                 ..Self::unprocessable(code, message)
             },
+            AppError::PolicyRefused(violations) => {
+                let first = violations.first().cloned();
+                let mut e = match &first {
+                    Some(v) => Self {
+                        field: v.field.clone(),
+                        ..Self::unprocessable(v.code, format!("{} (rule {})", v.message, v.rule))
+                    },
+                    None => Self::unprocessable(
+                        "policy_denied",
+                        "the account's policy refused this message",
+                    ),
+                };
+                e.violations = Some(Box::new(
+                    violations.into_iter().map(ViolationView::from).collect(),
+                ));
+                e
+            }
             AppError::BadRequest {
                 code,
                 message,

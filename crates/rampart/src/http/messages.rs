@@ -23,6 +23,7 @@ use crate::app::messages::{
 };
 use crate::clock;
 use crate::messaging::{Encoding, MessageStatus};
+use crate::policy::Category;
 
 /// One recipient or several.
 #[derive(Deserialize)]
@@ -56,6 +57,38 @@ pub struct SendMessage {
     /// Your own reference, up to 128 characters, echoed back and filterable.
     #[schema(schema_with = openapi::client_ref)]
     pub client_ref: Option<String>,
+    /// Why the message is sent: `transactional` by default. `marketing` meets the account's
+    /// opt-out footer and quiet hours (docs/policy.md).
+    pub category: Option<MessageCategory>,
+}
+
+/// Why a message is sent.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageCategory {
+    Transactional,
+    Marketing,
+    Otp,
+}
+
+impl From<Category> for MessageCategory {
+    fn from(c: Category) -> Self {
+        match c {
+            Category::Transactional => Self::Transactional,
+            Category::Marketing => Self::Marketing,
+            Category::Otp => Self::Otp,
+        }
+    }
+}
+
+impl MessageCategory {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Transactional => Category::Transactional.as_str(),
+            Self::Marketing => Category::Marketing.as_str(),
+            Self::Otp => Category::Otp.as_str(),
+        }
+    }
 }
 
 /// A message as the API shows it.
@@ -99,6 +132,9 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub completed_at: Option<String>,
+    /// Absent for messages sent before categories existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<MessageCategory>,
 }
 
 /// A canceled message's id and status: what a cancel shows a key that may send but not read
@@ -234,7 +270,7 @@ pub async fn send_message(
 }
 
 impl SendMessage {
-    fn into_request(self, idempotency: Option<Idempotency>) -> SendRequest {
+    pub(super) fn into_request(self, idempotency: Option<Idempotency>) -> SendRequest {
         let (to, to_is_list) = match self.to {
             Recipients::One(one) => (vec![one], false),
             Recipients::Many(many) => (many, true),
@@ -247,6 +283,7 @@ impl SendMessage {
             send_at: self.send_at,
             validity_period: self.validity_period,
             client_ref: self.client_ref,
+            category: self.category.map(|c| c.as_str().to_owned()),
             idempotency,
         }
     }
@@ -289,6 +326,7 @@ impl From<Message> for MessageView {
             valid_until: m.valid_until.map(clock::rfc3339),
             sent_at: m.sent_at.map(clock::rfc3339),
             completed_at: m.completed_at.map(clock::rfc3339),
+            category: m.category.map(MessageCategory::from),
         }
     }
 }

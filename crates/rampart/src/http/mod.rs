@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
+pub mod policy;
 pub mod rate_limits;
 pub mod retention;
 pub mod system;
@@ -190,6 +191,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::get_ledger))
         .routes(routes!(billing::add_credit))
         .routes(routes!(billing::refund_message))
+        .routes(routes!(policy::get_policy, policy::set_policy))
+        .routes(routes!(policy::dry_run))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -224,10 +224,10 @@ const BODY_PATTERN: &str = concat!(
 
 /// An alphanumeric sender ID: letters, digits, space, `.`, `&`, `_`, `-`, at least one letter,
 /// no space at either end.
-const SENDER_NAME_PATTERN: &str =
+pub(super) const SENDER_NAME_PATTERN: &str =
     r"^(?:[0-9.&_-][ 0-9.&_-]*)?[A-Za-z](?:[ A-Za-z0-9.&_-]*[A-Za-z0-9.&_-])?$";
 
-fn string() -> ObjectBuilder {
+pub(super) fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 

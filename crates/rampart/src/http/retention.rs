@@ -118,6 +118,7 @@ mod tests {
             valid_until: None,
             sent_at: None,
             completed_at: None,
+            category: None,
         }
     }
 

@@ -24,7 +24,7 @@ use crate::network::rate_limit::AccountRates;
 use crate::store::{Store, StoreError};
 
 /// The epoch file's identity: inode and modification time.
-type Stamp = (u64, i64, i64);
+pub(crate) type Stamp = (u64, i64, i64);
 
 /// How old the epoch file must be before records are cached against it.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -41,8 +41,9 @@ pub struct KeyCache {
     entries: RwLock<(Stamp, Entries)>,
 }
 
-/// The stamp, and whether the file is old enough to cache against.
-fn stamp(path: &Path) -> (Stamp, bool) {
+/// The stamp, and whether the file is old enough to cache against (policy documents are
+/// cached against their own epoch file the same way).
+pub(crate) fn stamp(path: &Path) -> (Stamp, bool) {
     match fs::metadata(path) {
         Ok(m) => {
             let settled = m

@@ -22,6 +22,8 @@ pub struct NewMessage {
     pub send_at: Option<Millis>,
     pub valid_until: Option<Millis>,
     pub created_at: Millis,
+    /// `transactional`, `marketing` or `otp`.
+    pub category: &'static str,
 }
 
 /// A stored message (fields still encrypted).
@@ -49,11 +51,13 @@ pub struct MessageRecord {
     pub completed_at: Option<Millis>,
     /// When retention erased the body (`body_sealed` is then empty).
     pub body_erased_at: Option<Millis>,
+    /// Why it is sent; `None` for messages stored before categories existed.
+    pub category: Option<String>,
 }
 
 pub(super) const COLUMNS: &str = "id, account_id, to_sealed, sender, body_sealed, encoding, segments, status, client_ref, \
      send_at, valid_until, attempts, connector, error_code, error_detail, created_at, updated_at, sent_at, completed_at, \
-     body_erased_at";
+     body_erased_at, category";
 
 pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
@@ -77,6 +81,7 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         sent_at: r.get(17)?,
         completed_at: r.get(18)?,
         body_erased_at: r.get(19)?,
+        category: r.get(20)?,
     })
 }
 
@@ -117,6 +122,14 @@ pub trait Messages {
     ) -> Result<Insertion, StoreError>;
     /// Deletes idempotency records made before `before`; how many went.
     fn expire_idempotency_keys(&self, before: Millis) -> Result<usize, StoreError>;
+    /// The messages recorded for this key and request fingerprint since `remembered_since`.
+    fn idempotent_messages(
+        &self,
+        account_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        remembered_since: Millis,
+    ) -> Result<Option<Vec<String>>, StoreError>;
     fn get_message(&self, account_id: &str, id: &str) -> Result<Option<MessageRecord>, StoreError>;
     /// The account's messages, newest first.
     fn list_messages(
@@ -181,6 +194,22 @@ impl Messages for Db<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn idempotent_messages(
+        &self,
+        account_id: &str,
+        key: &str,
+        request_hash: &[u8],
+        remembered_since: Millis,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let seen: Option<(Vec<u8>, String)> = self.conn()
+            .prepare_cached("SELECT request_hash, message_ids FROM idempotency_keys WHERE account_id = ?1 AND key = ?2 AND created_at >= ?3")?
+            .query_row(params![account_id, key, remembered_since], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(seen
+            .filter(|(hash, _)| hash == request_hash)
+            .map(|(_, ids)| ids.split(' ').map(str::to_owned).collect()))
+    }
+
     fn insert_messages(
         &self,
         messages: &[NewMessage],
@@ -211,8 +240,8 @@ impl Messages for Db<'_> {
         }
         let mut stmt = self.conn().prepare_cached(
         "INSERT INTO messages (id, account_id, to_index, to_sealed, sender, body_sealed, encoding, segments, status, \
-         client_ref, send_at, valid_until, next_attempt_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13, ?13)",
+         client_ref, send_at, valid_until, next_attempt_at, created_at, updated_at, category) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
     )?;
         for m in messages {
             stmt.execute(params![
@@ -229,6 +258,7 @@ impl Messages for Db<'_> {
                 m.valid_until,
                 m.send_at.unwrap_or(m.created_at),
                 m.created_at,
+                m.category,
             ])?;
         }
         Ok(Insertion::Created)

@@ -19,6 +19,7 @@ pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod people;
+pub mod policies;
 pub mod queue;
 pub mod retention;
 pub mod routing;
@@ -62,6 +63,9 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
+    )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0014_policy.sql"
     )),
     M::up(include_str!("../../../../migrations/sqlite/0015_spend.sql")),
     M::up(include_str!(
@@ -136,6 +140,7 @@ pub trait Repositories:
     + keys::Keys
     + messages::Messages
     + people::People
+    + policies::Policies
     + queue::Queue
     + retention::Retention
     + routing::Routing
@@ -153,6 +158,7 @@ impl<T> Repositories for T where
         + keys::Keys
         + messages::Messages
         + people::People
+        + policies::Policies
         + queue::Queue
         + retention::Retention
         + routing::Routing

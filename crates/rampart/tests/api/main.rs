@@ -27,6 +27,7 @@ mod openapi;
 mod operations;
 mod passkeys;
 mod people;
+mod policy;
 mod rate_limits;
 mod raw;
 mod reply;

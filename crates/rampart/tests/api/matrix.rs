@@ -47,6 +47,7 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ("GET", "/v1/bans", AnyOf(&["bans:manage"])),
     ("DELETE", "/v1/bans/{ip}", AnyOf(&["bans:manage"])),
     ("POST", "/v1/messages", AnyOf(&["messages:send"])),
+    ("POST", "/v1/messages/dry-run", AnyOf(&["messages:send"])),
     (
         "GET",
         "/v1/messages",
@@ -160,6 +161,16 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     (
         "PUT",
         "/v1/accounts/{id}/retention",
+        AnyOf(&["account:manage", "accounts:manage"]),
+    ),
+    (
+        "GET",
+        "/v1/accounts/{id}/policy",
+        AnyOf(&["members:read", "accounts:manage"]),
+    ),
+    (
+        "PUT",
+        "/v1/accounts/{id}/policy",
         AnyOf(&["account:manage", "accounts:manage"]),
     ),
     (
@@ -344,6 +355,11 @@ async fn harmless_request(
             format!("/v1/accounts/{account}/credits"),
             Some(json!({"amount": "1.00"})),
         ),
+        ("POST", "/v1/messages/dry-run") => (path.to_owned(), Some(scheduled_message())),
+        ("GET", "/v1/accounts/{id}/policy") => (format!("/v1/accounts/{account}/policy"), None),
+        ("PUT", "/v1/accounts/{id}/policy") => {
+            (format!("/v1/accounts/{account}/policy"), Some(json!({})))
+        }
         ("GET", "/v1/inbound/{id}") => {
             // Only a carrier makes inbound messages: a well-formed id that does not exist.
             (
@@ -640,6 +656,7 @@ fn request_body(method: &str, path: &str) -> Option<Value> {
         "PUT" if path.ends_with("/allowed-ips") => Some(json!({"allowed_ips": []})),
         "PUT" if path.ends_with("rate-limits") => Some(json!({"api_key": null})),
         "PUT" if path.ends_with("/retention") => Some(json!({"purge_after_days": null})),
+        "PUT" if path.ends_with("/policy") => Some(json!({})),
         "PUT" => Some(json!({"require_2fa": false, "allow_sms_factor": true,
             "password_max_age_days": null, "password_history": 0})),
         _ => None,

@@ -18,6 +18,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     [
         ("/v1/messages", &["get", "post"][..]),
         ("/v1/messages/{id}", &["get"]),
+        ("/v1/messages/dry-run", &["post"]),
         ("/v1/messages/{id}/cancel", &["post"]),
         ("/v1/api-keys", &["get", "post"]),
         ("/v1/api-keys/{id}", &["delete", "get"]),
@@ -55,6 +56,7 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/accounts/{id}/ledger", &["get"]),
         ("/v1/accounts/{id}/credits", &["post"]),
         ("/v1/messages/{id}/refund", &["post"]),
+        ("/v1/accounts/{id}/policy", &["get", "put"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),

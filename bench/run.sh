@@ -18,6 +18,8 @@
 #   BENCH_ACCESS_RULES=1   run with every access rule on, set above the load: the key and its
 #                          account limited to loopback, rate limits per key and per account
 #                          (the server's, and the account's own set by the operator)
+#   BENCH_POLICY=FILE      give the account this policy document (rampart policy set), e.g.
+#                          bench/policy-realistic.json: every rule on, set to pass the load
 #   BENCH_ONLY             run only the scenarios whose title contains this text,
 #                          e.g. "concurrency 64"
 set -euo pipefail
@@ -107,6 +109,12 @@ start_server() {
         "$rampart_bin" account rate-limits --data-dir "$data_dir" --account "$account" \
             --key-per-second 900000 --key-burst 900000 \
             --account-per-second 900000 --account-burst 900000 >>"$log" 2>&1
+    fi
+    if [[ -n ${BENCH_POLICY:-} ]]; then
+        local owner
+        owner=$("$rampart_bin" account list --data-dir "$data_dir" 2>>"$log" | cut -f1 | head -1)
+        "$rampart_bin" policy set --data-dir "$data_dir" --account "$owner" \
+            --file "$BENCH_POLICY" >>"$log" 2>&1
     fi
     if [[ $api_key != rk_* ]]; then
         echo "run.sh: rampart apikey create made no key; its log:" >&2

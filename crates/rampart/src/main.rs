@@ -4,6 +4,7 @@
 mod cli_admin;
 mod cli_backup;
 mod cli_keys;
+mod cli_optout;
 mod cli_people;
 mod cli_routing;
 mod cli_verify;
@@ -70,6 +71,9 @@ enum Command {
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
+    /// An account's opt-outs (numbers that get no more messages) and opt-out settings.
+    #[command(subcommand)]
+    Optout(cli_optout::OptOutCommand),
     /// Manage the key hierarchy: rotate data keys and the master key, re-encrypt, retire.
     #[command(subcommand)]
     Keys(cli_keys::KeysCommand),
@@ -171,6 +175,7 @@ fn main() -> anyhow::Result<()> {
             Command::Number(command) => cli_routing::run_number(&app, command).await,
             Command::Ban(command) => cli_admin::run_ban(&app, command).await,
             Command::Keys(command) => cli_keys::run_keys(&app, command).await,
+            Command::Optout(command) => cli_optout::run_optout(&app, command).await,
             Command::User(command) => cli_people::run_user(&app, command).await,
             Command::Member(command) => cli_people::run_member(&app, command).await,
         }

@@ -153,6 +153,11 @@ pub enum Action {
     KeyRetired,
     KeysReencrypted,
     AccountDeleted,
+    OptOutAdded,
+    OptOutRemoved,
+    /// A list of numbers was opted out (the target holds how many were new).
+    OptOutsImported,
+    OptOutSettingsSet,
 }
 
 impl Action {
@@ -202,6 +207,10 @@ impl Action {
             Self::KeyRetired => "key.retire",
             Self::KeysReencrypted => "key.reencrypt",
             Self::AccountDeleted => "account.delete",
+            Self::OptOutAdded => "opt_out.add",
+            Self::OptOutRemoved => "opt_out.remove",
+            Self::OptOutsImported => "opt_out.import",
+            Self::OptOutSettingsSet => "account.opt_out_settings",
         }
     }
 }

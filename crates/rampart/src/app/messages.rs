@@ -226,6 +226,8 @@ impl fmt::Debug for MessageQuery {
 /// The parsed fields of a send, before any row exists.
 struct Parsed {
     recipients: Vec<PhoneNumber>,
+    /// Whether `to` was a list (refusals then name `to[i]`).
+    to_is_list: bool,
     sender: SenderId,
     body: MessageBody,
     send_at: Option<Millis>,
@@ -259,6 +261,12 @@ impl App {
         let idempotency = request.idempotency.clone();
         let parsed = self.parse_send(request, now)?;
         self.check_policy(caller, &parsed, now)?;
+        self.check_opt_outs(
+            caller,
+            &parsed.recipients,
+            parsed.to_is_list,
+            &parsed.sender,
+        )?;
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());
         let mut accepted = Vec::with_capacity(parsed.recipients.len());
@@ -380,6 +388,7 @@ impl App {
         }
         Ok(Parsed {
             recipients,
+            to_is_list: request.to_is_list,
             sender,
             body,
             send_at,

@@ -18,8 +18,10 @@ pub mod factors;
 pub mod inbound;
 pub mod integrity;
 pub mod keys;
+pub mod keywords;
 pub mod messages;
 pub mod notices;
+pub mod opt_outs;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
@@ -39,7 +41,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::Notify;
 
@@ -59,6 +61,7 @@ use crate::identity::softlock::{Softlock, SoftlockConfig};
 use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
+use crate::policy::opt_out::OptOutList;
 use crate::policy::{AllowAll, Policy};
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -130,6 +133,10 @@ pub struct App {
     keys_version: Mutex<Option<crate::store::keys::KeysVersion>>,
     /// Whether opening made or re-wrapped keys (values may want moving to them).
     keys_made_at_start: bool,
+    /// Every account's opt-outs, for the send path (kept in step with the store).
+    opt_outs: RwLock<OptOutList>,
+    /// `opt_outs_version` when the copy above was taken.
+    opt_outs_version: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for App {
@@ -201,7 +208,9 @@ impl App {
         if let Err(e) = &passkeys {
             tracing::warn!(error = %e, "passkeys are unavailable");
         }
-        Ok(Self {
+        let app = Self {
+            opt_outs: RwLock::new(OptOutList::default()),
+            opt_outs_version: Mutex::new(None),
             rate_limits: RateLimits::new(&config.rate_limits),
             bans: Bans::new(
                 config.network.ban_after_failures,
@@ -239,7 +248,9 @@ impl App {
             key_touches: Mutex::new(HashMap::new()),
             keys_version: Mutex::new(None),
             keys_made_at_start,
-        })
+        };
+        app.sync_opt_outs()?;
+        Ok(app)
     }
 
     /// Replaces the business policy every send is checked against.
@@ -263,6 +274,7 @@ impl App {
             sealer: self.sealer.clone(),
             clock: self.clock.clone(),
             config: self.config.delivery.clone(),
+            keywords: None,
         }
     }
 

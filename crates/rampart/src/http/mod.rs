@@ -13,6 +13,7 @@ pub mod factors;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod opt_outs;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
@@ -185,6 +186,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(rate_limits::set_operator_rate_limits))
         .routes(routes!(retention::get_retention, retention::set_retention))
+        .routes(routes!(opt_outs::list_opt_outs, opt_outs::add_opt_out))
+        .routes(routes!(opt_outs::remove_opt_out))
+        .routes(routes!(opt_outs::import_opt_outs))
+        .routes(routes!(opt_outs::export_opt_outs))
+        .routes(routes!(
+            opt_outs::get_opt_out_settings,
+            opt_outs::set_opt_out_settings
+        ))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

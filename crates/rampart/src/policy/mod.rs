@@ -4,6 +4,8 @@
 //! inside, so every rule can be table-tested. Today the only policy allows everything; the
 //! business-layer rules (spend, destinations, opt-out, quiet hours, senders) fill it in.
 
+pub mod opt_out;
+
 use crate::messaging::{MessageBody, PhoneNumber, SenderId};
 
 /// What a policy knows about the sending account, read before the decision.

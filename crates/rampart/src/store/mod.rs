@@ -17,6 +17,7 @@ pub mod bans;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
+pub mod opt_outs;
 pub mod people;
 pub mod queue;
 pub mod retention;
@@ -61,6 +62,9 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!(
         "../../../../migrations/sqlite/0013_retention.sql"
+    )),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0016_optout.sql"
     )),
 ];
 
@@ -129,6 +133,7 @@ pub trait Repositories:
     + inbound::Inbound
     + keys::Keys
     + messages::Messages
+    + opt_outs::OptOuts
     + people::People
     + queue::Queue
     + retention::Retention
@@ -145,6 +150,7 @@ impl<T> Repositories for T where
         + inbound::Inbound
         + keys::Keys
         + messages::Messages
+        + opt_outs::OptOuts
         + people::People
         + queue::Queue
         + retention::Retention

@@ -24,6 +24,7 @@ mod mtls;
 mod narrow_scopes;
 mod openapi;
 mod operations;
+mod opt_outs;
 mod passkeys;
 mod people;
 mod rate_limits;

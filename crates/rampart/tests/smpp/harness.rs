@@ -237,6 +237,20 @@ impl Rampart {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts JSON; the status and the answer.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Sends one request; asserts 202 and returns the message ids in recipient order.
     pub async fn send(&self, to: Value, body: &str) -> Vec<String> {
         let response = self

@@ -38,3 +38,40 @@ CREATE TRIGGER opt_outs_updated AFTER UPDATE ON opt_outs
 BEGIN UPDATE opt_outs_version SET version = version + 1; END;
 CREATE TRIGGER opt_outs_deleted AFTER DELETE ON opt_outs
 BEGIN UPDATE opt_outs_version SET version = version + 1; END;
+
+-- SMS pumping defence: destination prefixes (numbers without their last digits, a range, not
+-- a person's number) blocked for an account after a burst, until `until`; and each account's
+-- safe list of prefixes that are never blocked. The running server follows both through
+-- `pumping_version`, so the CLI's changes apply within a second.
+CREATE TABLE pumping_blocks (
+    account_id  TEXT NOT NULL,
+    prefix      TEXT NOT NULL,
+    until       INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, prefix)
+) STRICT;
+
+CREATE TABLE pumping_safe_prefixes (
+    account_id  TEXT NOT NULL,
+    prefix      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, prefix)
+) STRICT;
+
+CREATE TABLE pumping_version (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    version  INTEGER NOT NULL
+) STRICT;
+INSERT INTO pumping_version (id, version) VALUES (1, 0);
+
+CREATE TRIGGER pumping_blocks_inserted AFTER INSERT ON pumping_blocks
+BEGIN UPDATE pumping_version SET version = version + 1; END;
+CREATE TRIGGER pumping_blocks_updated AFTER UPDATE ON pumping_blocks
+BEGIN UPDATE pumping_version SET version = version + 1; END;
+CREATE TRIGGER pumping_blocks_deleted AFTER DELETE ON pumping_blocks
+BEGIN UPDATE pumping_version SET version = version + 1; END;
+CREATE TRIGGER pumping_safe_inserted AFTER INSERT ON pumping_safe_prefixes
+BEGIN UPDATE pumping_version SET version = version + 1; END;
+CREATE TRIGGER pumping_safe_deleted AFTER DELETE ON pumping_safe_prefixes
+BEGIN UPDATE pumping_version SET version = version + 1; END;

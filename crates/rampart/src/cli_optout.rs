@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use rampart::app::opt_outs::{OptOutSettingsChange, csv_numbers, export_csv};
+use rampart::app::opt_out_settings::OptOutSettingsChange;
+use rampart::app::opt_outs::{csv_numbers, export_csv};
 use rampart::app::{App, Caller};
 use rampart::clock;
 

@@ -241,6 +241,9 @@ async fn sync_bans(app: Arc<App>) {
         if let Err(e) = app.sync_opt_outs() {
             tracing::warn!(error = %e, "cannot read the opt-outs");
         }
+        if let Err(e) = app.sync_pumping() {
+            tracing::warn!(error = %e, "cannot read the pumping blocks");
+        }
         if round % 3600 == 3599
             && let Err(e) = app.purge_old_bans().await
         {

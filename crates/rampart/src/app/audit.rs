@@ -158,6 +158,12 @@ pub enum Action {
     /// A list of numbers was opted out (the target holds how many were new).
     OptOutsImported,
     OptOutSettingsSet,
+    /// A destination prefix was blocked for suspected SMS pumping (the target holds the
+    /// masked prefix and the counts).
+    PumpingBlocked,
+    PumpingBlockLifted,
+    PumpingSafeAdded,
+    PumpingSafeRemoved,
 }
 
 impl Action {
@@ -211,6 +217,10 @@ impl Action {
             Self::OptOutRemoved => "opt_out.remove",
             Self::OptOutsImported => "opt_out.import",
             Self::OptOutSettingsSet => "account.opt_out_settings",
+            Self::PumpingBlocked => "security.pumping_blocked",
+            Self::PumpingBlockLifted => "pumping.lift",
+            Self::PumpingSafeAdded => "pumping.safe_add",
+            Self::PumpingSafeRemoved => "pumping.safe_remove",
         }
     }
 }

@@ -267,6 +267,7 @@ impl App {
             parsed.to_is_list,
             &parsed.sender,
         )?;
+        self.check_pumping(caller, &parsed.recipients, parsed.to_is_list)?;
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());
         let mut accepted = Vec::with_capacity(parsed.recipients.len());

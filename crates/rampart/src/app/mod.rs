@@ -21,10 +21,12 @@ pub mod keys;
 pub mod keywords;
 pub mod messages;
 pub mod notices;
+pub mod opt_out_settings;
 pub mod opt_outs;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
+pub mod pumping;
 pub mod restore;
 pub mod retention;
 pub mod routing;
@@ -62,6 +64,7 @@ use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
 use crate::policy::opt_out::OptOutList;
+use crate::policy::pumping::PumpingGuard;
 use crate::policy::{AllowAll, Policy};
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -137,6 +140,10 @@ pub struct App {
     opt_outs: RwLock<OptOutList>,
     /// `opt_outs_version` when the copy above was taken.
     opt_outs_version: Mutex<Option<i64>>,
+    /// The pumping defence's counters, blocks and safe lists.
+    pumping: Mutex<PumpingGuard>,
+    /// `pumping_version` when the blocks and safe lists above were taken.
+    pumping_version: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for App {
@@ -211,6 +218,8 @@ impl App {
         let app = Self {
             opt_outs: RwLock::new(OptOutList::default()),
             opt_outs_version: Mutex::new(None),
+            pumping: Mutex::new(PumpingGuard::default()),
+            pumping_version: Mutex::new(None),
             rate_limits: RateLimits::new(&config.rate_limits),
             bans: Bans::new(
                 config.network.ban_after_failures,
@@ -250,6 +259,7 @@ impl App {
             keys_made_at_start,
         };
         app.sync_opt_outs()?;
+        app.sync_pumping()?;
         Ok(app)
     }
 

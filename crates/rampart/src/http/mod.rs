@@ -17,6 +17,7 @@ pub mod opt_outs;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
+pub mod pumping;
 pub mod rate_limits;
 pub mod retention;
 pub mod system;
@@ -194,6 +195,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             opt_outs::get_opt_out_settings,
             opt_outs::set_opt_out_settings
         ))
+        .routes(routes!(pumping::list_blocks))
+        .routes(routes!(pumping::lift_block))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -13,11 +13,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery, Auth, payload_too_large};
+use super::openapi;
 use super::openapi::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
     UnsupportedMediaType,
 };
-use crate::app::opt_outs::{OptOut, OptOutSettings, OptOutSettingsChange, csv_numbers, export_csv};
+use crate::app::opt_out_settings::{OptOutSettings, OptOutSettingsChange};
+use crate::app::opt_outs::{OptOut, csv_numbers, export_csv};
 use crate::clock;
 
 /// An opted-out number.
@@ -79,10 +81,11 @@ pub struct OptOutParams {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"number": "+447700900123"}))]
 pub struct NewOptOut {
-    /// In E.164.
+    #[schema(schema_with = openapi::phone_number)]
     pub number: String,
     /// Limit the opt-out to this sender; absent for every message of the account.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_if_present")]
+    #[schema(schema_with = openapi::sender_id)]
     pub sender: Option<String>,
 }
 
@@ -93,7 +96,7 @@ pub struct NewOptOut {
 #[schema(example = json!({"numbers": ["+447700900123", "+447700900124"]}))]
 pub struct OptOutImport {
     /// In E.164; at most 10,000.
-    #[schema(max_items = 10000)]
+    #[schema(schema_with = openapi::phone_numbers)]
     pub numbers: Vec<String>,
 }
 
@@ -137,14 +140,23 @@ impl From<OptOutSettings> for OptOutSettingsView {
 pub struct OptOutSettingsUpdate {
     pub enabled: Option<bool>,
     /// `account` or `per_sender`.
+    #[schema(pattern = "^(account|per_sender)$")]
     pub scope: Option<String>,
-    /// 1 to 306 characters.
-    #[schema(min_length = 1, max_length = 306)]
+    #[serde(default, deserialize_with = "string_if_present")]
+    #[schema(schema_with = openapi::reply_text)]
     pub help_text: Option<String>,
-    #[schema(min_length = 1, max_length = 306)]
+    #[serde(default, deserialize_with = "string_if_present")]
+    #[schema(schema_with = openapi::reply_text)]
     pub stop_text: Option<String>,
-    #[schema(min_length = 1, max_length = 306)]
+    #[serde(default, deserialize_with = "string_if_present")]
+    #[schema(schema_with = openapi::reply_text)]
     pub start_text: Option<String>,
+}
+
+/// A field that may be absent but, when present, is a string (null is refused, as the schema
+/// says).
+fn string_if_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// List the account's opt-outs, newest first (`messages:read`).
@@ -196,7 +208,8 @@ pub async fn add_opt_out(
 
 /// Opt a number back in (`account:manage`): every opt-out of it in the account goes.
 #[utoipa::path(delete, path = "/v1/opt-outs/{number}", tag = "opt-outs",
-    params(("number" = String, Path, description = "The number, in E.164 (`+` as `%2B`)")),
+    params(("number" = String, Path, pattern = r"^\+[1-9][0-9]{6,14}$",
+        description = "The number, in E.164 (`+` as `%2B`)")),
     responses((status = 204, description = "Opted back in"),
         (status = 401, response = Unauthorized), (status = 403, response = Forbidden),
         (status = 404, response = NotFound), (status = 422, response = Unprocessable)),

@@ -5,6 +5,7 @@
 //! business-layer rules (spend, destinations, opt-out, quiet hours, senders) fill it in.
 
 pub mod opt_out;
+pub mod pumping;
 
 use crate::messaging::{MessageBody, PhoneNumber, SenderId};
 

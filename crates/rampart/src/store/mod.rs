@@ -19,6 +19,7 @@ pub mod keys;
 pub mod messages;
 pub mod opt_outs;
 pub mod people;
+pub mod pumping;
 pub mod queue;
 pub mod retention;
 pub mod routing;
@@ -135,6 +136,7 @@ pub trait Repositories:
     + messages::Messages
     + opt_outs::OptOuts
     + people::People
+    + pumping::Pumping
     + queue::Queue
     + retention::Retention
     + routing::Routing
@@ -152,6 +154,7 @@ impl<T> Repositories for T where
         + messages::Messages
         + opt_outs::OptOuts
         + people::People
+        + pumping::Pumping
         + queue::Queue
         + retention::Retention
         + routing::Routing

@@ -27,6 +27,7 @@ mod operations;
 mod opt_outs;
 mod passkeys;
 mod people;
+mod pumping;
 mod rate_limits;
 mod raw;
 mod reply;

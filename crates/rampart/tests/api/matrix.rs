@@ -183,6 +183,12 @@ const REQUIRED: &[(&str, &str, Who)] = &[
     ("GET", "/v1/opt-outs/export", AnyOf(&["messages:read"])),
     ("GET", "/v1/opt-outs/settings", AnyOf(&["messages:read"])),
     ("PUT", "/v1/opt-outs/settings", AnyOf(&["account:manage"])),
+    ("GET", "/v1/pumping/blocks", AnyOf(&["account:manage"])),
+    (
+        "DELETE",
+        "/v1/pumping/blocks/{prefix}",
+        AnyOf(&["account:manage"]),
+    ),
     ("GET", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users/{id}/disable", AnyOf(ACCOUNTS)),
@@ -455,6 +461,9 @@ async fn harmless_request(
         ("POST", "/v1/opt-outs/import") => {
             (path.to_owned(), Some(json!({"numbers": ["+447911123991"]})))
         }
+        ("DELETE", "/v1/pumping/blocks/{prefix}") => {
+            ("/v1/pumping/blocks/%2B447911123".to_owned(), None)
+        }
         ("PUT", "/v1/opt-outs/settings") => (path.to_owned(), Some(json!({"enabled": true}))),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
@@ -703,6 +712,9 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
             continue;
         } else if path == "/v1/bans/{ip}" {
             continue;
+        } else if path == "/v1/pumping/blocks/{prefix}" {
+            // Blocks are found by account and prefix: another account's are not A's to lift.
+            ("/v1/pumping/blocks/%2B447911123".to_owned(), &a_key)
         } else if path == "/v1/opt-outs/{number}" {
             // B's opt-out is B's: A finds no opt-out of that number (its tags are A's own).
             let added = app

@@ -56,6 +56,8 @@ fn served_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("/v1/opt-outs/import", &["post"]),
         ("/v1/opt-outs/export", &["get"]),
         ("/v1/opt-outs/settings", &["get", "put"]),
+        ("/v1/pumping/blocks", &["get"]),
+        ("/v1/pumping/blocks/{prefix}", &["delete"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
         ("/metrics", &["get"]),

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use rampart::app::opt_outs::{DEFAULT_START_TEXT, DEFAULT_STOP_TEXT};
+use rampart::app::opt_out_settings::{DEFAULT_START_TEXT, DEFAULT_STOP_TEXT};
 
 use crate::harness::{DataDir, Rampart, Smsc, hex};
 use crate::require_node;

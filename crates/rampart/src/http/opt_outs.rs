@@ -306,6 +306,14 @@ pub async fn set_opt_out_settings(
     auth: Auth,
     request: ApiJson<OptOutSettingsUpdate>,
 ) -> Result<Json<OptOutSettingsView>, ApiError> {
+    // Serde reads a struct from a JSON array too; with every field optional, `[null]` would
+    // pass for an empty change. The schema says object.
+    if request.raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "the body must be a JSON object",
+        ));
+    }
     let u = request.value;
     let change = OptOutSettingsChange {
         enabled: u.enabled,

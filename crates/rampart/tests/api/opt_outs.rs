@@ -237,6 +237,9 @@ async fn the_opt_out_settings_have_defaults_and_refuse_a_bad_scope_or_text() {
     put(json!({"stop_text": "  "}))
         .await
         .assert_problem(422, "invalid_reply_text");
+    put(json!([null, null]))
+        .await
+        .assert_problem(422, "invalid_field");
     let kept = app.get("/v1/opt-outs/settings", &app.key).await.json();
     assert_eq!(kept["scope"], "per_sender");
 }

@@ -47,6 +47,7 @@ impl Field {
             SealedColumn::UserPhone => Self::UserPhone,
             SealedColumn::FactorSecret => Self::FactorSecret,
             SealedColumn::ChallengeState => Self::ChallengeState,
+            SealedColumn::OptOutNumber => Self::OptOutNumber,
         }
     }
 

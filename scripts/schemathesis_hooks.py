@@ -13,11 +13,15 @@ Three narrow adjustments, each for a reason schemathesis cannot know:
    `expires_at` must be in the future (both relative to the server's clock), and an allowlist
    entry must be an IP address or CIDR network (and a ban is lifted by an IP address), an
    account's purge period may not be shorter than its erase period, a credit is more than
-   zero, quiet hours may not start and end at the same minute, and a send may be refused by
-   the account's policy document (which an earlier PUT of the run may have set to any
-   schema-valid rules; each refusal names its rule, docs/policy.md). Only these exact
+   zero, quiet hours may not start and end at the same minute, a send may be refused by the
+   account's policy document (which an earlier PUT of the run may have set to any
+   schema-valid rules; each refusal names its rule, docs/policy.md), and a send is refused for
+   a recipient the run opted out, or a range it sent a burst to. Only these exact
    refusals are accepted, by problem `code` and the phrase of the rule in `detail`; any other
    refusal of schema-valid data (a shape the schema allows but the server does not) still fails.
+
+   An opt-out import sent as CSV is text whose lines must be numbers: its refusal of lines that
+   are not is waived for that one operation and media type.
 
 3. DELETE /v1/api-keys/{id} revokes a key; it does not erase it. The key stays readable, with its
    `revoked_at`, so an account can see which keys it had and when each was revoked (the API
@@ -62,6 +66,14 @@ BUSINESS_RULES = (
     # PUT /v1/accounts/{id}/policy: quiet hours must not start and end at the same minute, an
     # order between two fields that JSON Schema cannot state.
     ("invalid_policy", "must differ from `start`"),
+    # PUT /v1/opt-outs/settings: a reply must fit 2 SMS segments, which depends on the
+    # encoding its characters need, as a body's limit does.
+    ("invalid_reply_text", "SMS segments"),
+    # POST /v1/messages: the run itself opts numbers out (POST /v1/opt-outs, the import), and
+    # sends to one example number again and again; a later send to an opted-out number, or to
+    # a range the pumping defence holds, is refused for that state, not for its shape.
+    ("recipient_opted_out", "opted out"),
+    ("destination_suspected_pumping", "SMS pumping"),
 ) + tuple(
     # A send refused by the account's policy document, which an earlier PUT of the run may
     # have set to anything schema-valid (docs/policy.md): each refusal names its rule.
@@ -97,7 +109,7 @@ def filter_failure(context, failure, case, response):
     if isinstance(failure, UseAfterFree):
         return not is_revoked_api_key(case, response)
     if isinstance(failure, RejectedPositiveData) and response.status_code in (400, 422):
-        return not is_business_rule_refusal(response)
+        return not (is_business_rule_refusal(response) or is_csv_import_refusal(case, response))
     return True
 
 
@@ -117,6 +129,18 @@ def is_revoked_api_key(case, response):
         and response.status_code == 200
         and shown is not None
         and isinstance(shown.get("revoked_at"), str)
+    )
+
+
+def is_csv_import_refusal(case, response):
+    """POST /v1/opt-outs/import as `text/csv`: any text is a schema-valid CSV body, while its
+    lines must be E.164 numbers, which a schema for a text body cannot state."""
+    problem = json_object(response) or {}
+    return (
+        case.method.upper() == "POST"
+        and case.path == "/v1/opt-outs/import"
+        and (case.media_type or "").startswith("text/csv")
+        and problem.get("code") in ("invalid_phone_number", "malformed_csv")
     )
 
 

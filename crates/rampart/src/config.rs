@@ -40,6 +40,7 @@ pub struct Config {
     pub delivery: Delivery,
     pub sandbox: Sandbox,
     pub audit: Audit,
+    pub pumping: Pumping,
     pub backup: Backup,
     pub keys: Keys,
     pub billing: Billing,
@@ -304,6 +305,42 @@ pub struct Audit {
     pub full_verify_every: u64,
 }
 
+/// SMS pumping defence (`policy::pumping`): per account, a destination prefix (the number
+/// without its last `masked_digits`) that gets too many messages in a window, or a run of
+/// sequential numbers, is blocked for `block_hours`; so is a prefix of a country over its
+/// velocity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pumping {
+    pub enabled: bool,
+    /// The categories of messages watched (`otp`, `transactional`, `marketing`). By default
+    /// the one-time codes sign-up and sign-in flows send, where SMS pumping strikes; a
+    /// newsletter to a sorted contact list would look like a sequential burst.
+    pub categories: Vec<String>,
+    pub masked_digits: usize,
+    pub window_minutes: u64,
+    pub max_per_prefix: u32,
+    pub max_per_country: u32,
+    /// Distinct numbers with consecutive endings in one prefix and window; 0: not checked.
+    pub sequential_run: u32,
+    pub block_hours: u64,
+}
+
+impl Default for Pumping {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            categories: vec!["otp".into()],
+            masked_digits: 3,
+            window_minutes: 10,
+            max_per_prefix: 100,
+            max_per_country: 2000,
+            sequential_run: 10,
+            block_hours: 12,
+        }
+    }
+}
+
 impl Default for Audit {
     fn default() -> Self {
         Self {
@@ -334,6 +371,7 @@ impl Default for Config {
             delivery: Delivery::default(),
             sandbox: Sandbox::default(),
             audit: Audit::default(),
+            pumping: Pumping::default(),
             backup: Backup::default(),
             keys: Keys::default(),
             billing: Billing::default(),

@@ -5,8 +5,10 @@ mod cli_admin;
 mod cli_backup;
 mod cli_billing;
 mod cli_keys;
+mod cli_optout;
 mod cli_people;
 mod cli_policy;
+mod cli_pumping;
 mod cli_routing;
 mod cli_verify;
 
@@ -79,6 +81,12 @@ enum Command {
     /// Addresses banned for failing authentication again and again.
     #[command(subcommand)]
     Ban(cli_admin::BanCommand),
+    /// An account's opt-outs (numbers that get no more messages) and opt-out settings.
+    #[command(subcommand)]
+    Optout(cli_optout::OptOutCommand),
+    /// SMS pumping defence: blocked destination ranges and accounts' safe lists.
+    #[command(subcommand)]
+    Pumping(cli_pumping::PumpingCommand),
     /// Manage the key hierarchy: rotate data keys and the master key, re-encrypt, retire.
     #[command(subcommand)]
     Keys(cli_keys::KeysCommand),
@@ -182,6 +190,8 @@ fn main() -> anyhow::Result<()> {
             Command::Billing(command) => cli_billing::run_billing(&app, command).await,
             Command::Keys(command) => cli_keys::run_keys(&app, command).await,
             Command::Policy(command) => cli_policy::run_policy(&app, command).await,
+            Command::Optout(command) => cli_optout::run_optout(&app, command).await,
+            Command::Pumping(command) => cli_pumping::run_pumping(&app, command).await,
             Command::User(command) => cli_people::run_user(&app, command).await,
             Command::Member(command) => cli_people::run_member(&app, command).await,
         }

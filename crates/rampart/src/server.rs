@@ -91,7 +91,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let tls_config = tls::server_config(&tls_files)?;
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let deps = app.delivery_deps();
+    let mut deps = app.delivery_deps();
+    let (keywords_tx, keywords_rx) = mpsc::channel(crate::app::keywords::KEYWORD_QUEUE);
+    deps.keywords = Some(keywords_tx);
+    let keywords = tokio::spawn(app.clone().act_on_keywords(keywords_rx));
     let (routing, router) = RoutingSync::start(&deps, &config, events_tx)?;
     let delivery = Arc::new(Delivery::start(deps, router, events_rx, app.delivery_wake()).await?);
     let (stop_routing, routing_stopped) = watch::channel(false);
@@ -179,6 +182,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         backups.abort();
     }
     delivery.shutdown().await;
+    // Delivery dropped the keywords' sender: the replies in hand are queued, then it ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), keywords).await;
     drop(state);
     app.close();
     tracing::info!("stopped cleanly");
@@ -236,6 +241,13 @@ async fn sync_bans(app: Arc<App>) {
         // Prices and prepaid accounts changed by the CLI reach the send path within a second.
         if let Err(e) = app.sync_billing() {
             tracing::warn!(error = %e, "cannot read the billing settings");
+        }
+        // The CLI changes opt-outs in the store: the send path follows within a second.
+        if let Err(e) = app.sync_opt_outs() {
+            tracing::warn!(error = %e, "cannot read the opt-outs");
+        }
+        if let Err(e) = app.sync_pumping() {
+            tracing::warn!(error = %e, "cannot read the pumping blocks");
         }
         if round % 3600 == 3599
             && let Err(e) = app.purge_old_bans().await

@@ -169,6 +169,17 @@ pub enum Action {
     MessageRefunded,
     /// A prepaid account's balance fell under its threshold (once until topped up).
     LowBalance,
+    OptOutAdded,
+    OptOutRemoved,
+    /// A list of numbers was opted out (the target holds how many were new).
+    OptOutsImported,
+    OptOutSettingsSet,
+    /// A destination prefix was blocked for suspected SMS pumping (the target holds the
+    /// masked prefix and the counts).
+    PumpingBlocked,
+    PumpingBlockLifted,
+    PumpingSafeAdded,
+    PumpingSafeRemoved,
 }
 
 impl Action {
@@ -225,6 +236,14 @@ impl Action {
             Self::CreditAdded => "billing.credit",
             Self::MessageRefunded => "billing.refund",
             Self::LowBalance => "billing.low_balance",
+            Self::OptOutAdded => "opt_out.add",
+            Self::OptOutRemoved => "opt_out.remove",
+            Self::OptOutsImported => "opt_out.import",
+            Self::OptOutSettingsSet => "account.opt_out_settings",
+            Self::PumpingBlocked => "security.pumping_blocked",
+            Self::PumpingBlockLifted => "pumping.lift",
+            Self::PumpingSafeAdded => "pumping.safe_add",
+            Self::PumpingSafeRemoved => "pumping.safe_remove",
         }
     }
 }

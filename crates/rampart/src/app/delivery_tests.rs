@@ -149,6 +149,11 @@ impl Bench {
                 idempotency_hours: 72,
                 ..config::Messaging::default()
             },
+            // Retention tests send thousands of sequential numbers to one range.
+            pumping: config::Pumping {
+                enabled: false,
+                ..config::Pumping::default()
+            },
             ..Config::default()
         };
         let shared = Arc::new(clock.clone());

@@ -231,6 +231,8 @@ impl fmt::Debug for MessageQuery {
 /// The parsed fields of a send, before any row exists.
 pub(super) struct Parsed {
     pub(super) recipients: Vec<PhoneNumber>,
+    /// Whether `to` was a list (refusals then name `to[i]`).
+    pub(super) to_is_list: bool,
     pub(super) sender: SenderId,
     pub(super) body: MessageBody,
     pub(super) send_at: Option<Millis>,
@@ -286,6 +288,18 @@ impl App {
                 return Err(self.refuse_send(caller, violations, now));
             }
         }
+        self.check_opt_outs(
+            caller,
+            &parsed.recipients,
+            parsed.to_is_list,
+            &parsed.sender,
+        )?;
+        self.check_pumping(
+            caller,
+            &parsed.recipients,
+            parsed.to_is_list,
+            parsed.category,
+        )?;
         let info = parsed.body.info();
         let mut rows = Vec::with_capacity(parsed.recipients.len());
         let mut accepted = Vec::with_capacity(parsed.recipients.len());
@@ -424,6 +438,7 @@ impl App {
         };
         Ok(Parsed {
             recipients,
+            to_is_list: request.to_is_list,
             sender,
             body,
             send_at,

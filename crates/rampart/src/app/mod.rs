@@ -19,12 +19,16 @@ pub mod factors;
 pub mod inbound;
 pub mod integrity;
 pub mod keys;
+pub mod keywords;
 pub mod messages;
 pub mod notices;
+pub mod opt_out_settings;
+pub mod opt_outs;
 pub mod passkeys;
 pub mod people;
 pub mod people_policy;
 pub mod policies;
+pub mod pumping;
 pub mod restore;
 pub mod retention;
 pub mod routing;
@@ -41,7 +45,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::Notify;
 
@@ -62,6 +66,8 @@ use crate::network::bans::Bans;
 use crate::network::ip::{IpList, client_ip};
 use crate::network::rate_limit::RateLimits;
 use crate::policy::frequency::SendCounter;
+use crate::policy::opt_out_list::OptOutList;
+use crate::policy::pumping::PumpingGuard;
 use crate::policy::{Policy, Rules};
 use crate::store::audit::AuditRecord;
 use crate::store::{Store, StoreError, Tx};
@@ -106,7 +112,7 @@ pub struct App {
     /// Messages accepted per recipient, for frequency caps.
     send_counter: SendCounter,
     /// Who opted out (the policy refuses them).
-    opt_outs: Arc<dyn policies::OptOuts>,
+    opt_out_hook: Arc<dyn policies::OptOuts>,
     /// Proxies whose `X-Forwarded-For` names the client.
     trusted_proxies: IpList,
     /// Addresses refused on every authenticated request.
@@ -141,6 +147,14 @@ pub struct App {
     keys_made_at_start: bool,
     /// Billed accounts and prices, as the send path reads them (`sync_billing`).
     billing: std::sync::RwLock<billing::BillingState>,
+    /// Every account's opt-outs, for the send path (kept in step with the store).
+    opt_outs: RwLock<OptOutList>,
+    /// `opt_outs_version` when the copy above was taken.
+    opt_outs_version: Mutex<Option<i64>>,
+    /// The pumping defence's counters, blocks and safe lists.
+    pumping: Mutex<PumpingGuard>,
+    /// `pumping_version` when the blocks and safe lists above were taken.
+    pumping_version: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for App {
@@ -213,8 +227,12 @@ impl App {
             tracing::warn!(error = %e, "passkeys are unavailable");
         }
         let billing = billing::BillingState::load(&store)?;
-        Ok(Self {
+        let app = Self {
             billing: std::sync::RwLock::new(billing),
+            opt_outs: RwLock::new(OptOutList::default()),
+            opt_outs_version: Mutex::new(None),
+            pumping: Mutex::new(PumpingGuard::default()),
+            pumping_version: Mutex::new(None),
             rate_limits: RateLimits::new(&config.rate_limits),
             bans: Bans::new(
                 config.network.ban_after_failures,
@@ -245,7 +263,7 @@ impl App {
             clock,
             policy: Arc::new(Rules),
             send_counter: SendCounter::default(),
-            opt_outs: Arc::new(policies::NoOptOuts),
+            opt_out_hook: Arc::new(policies::NoOptOuts),
             trusted_proxies,
             denied_ips,
             operator_networks,
@@ -255,7 +273,10 @@ impl App {
             key_touches: Mutex::new(HashMap::new()),
             keys_version: Mutex::new(None),
             keys_made_at_start,
-        })
+        };
+        app.sync_opt_outs()?;
+        app.sync_pumping()?;
+        Ok(app)
     }
 
     /// Replaces the business policy every send is checked against.
@@ -266,7 +287,7 @@ impl App {
 
     /// Replaces the answer to who opted out (the opt-out store's).
     pub fn with_opt_outs(mut self, opt_outs: Arc<dyn policies::OptOuts>) -> Self {
-        self.opt_outs = opt_outs;
+        self.opt_out_hook = opt_outs;
         self
     }
 
@@ -285,6 +306,7 @@ impl App {
             sealer: self.sealer.clone(),
             clock: self.clock.clone(),
             config: self.config.delivery.clone(),
+            keywords: None,
         }
     }
 

@@ -325,7 +325,7 @@ impl App {
         let opted_out = question
             .tags
             .iter()
-            .map(|tag| self.opt_outs.opted_out(account_id, sender, *tag))
+            .map(|tag| self.opt_out_hook.opted_out(account_id, sender, *tag))
             .collect();
         let snapshot = AccountSnapshot {
             account_id: account_id.to_owned(),

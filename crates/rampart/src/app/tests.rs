@@ -30,12 +30,23 @@ impl Bench {
     }
 
     async fn with(configure: impl FnOnce(App) -> App) -> Self {
+        Self::build(false, configure).await
+    }
+
+    /// A bench with the SMS pumping defence on (the others send runs of sequential numbers).
+    async fn with_pumping_defence() -> Self {
+        Self::build(true, |app| app).await
+    }
+
+    async fn build(pumping: bool, configure: impl FnOnce(App) -> App) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(START);
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().join("data"),
             ..Config::default()
         };
+        config.pumping.enabled = pumping;
+        config.pumping.categories = vec!["otp".into(), "transactional".into(), "marketing".into()];
         let shared = Arc::new(clock.clone());
         let app = App::open_with_clock(config, shared).unwrap();
         let app = configure(app);
@@ -376,6 +387,7 @@ mod fairness;
 mod keys;
 mod passkeys;
 mod policy;
+mod pumping;
 mod rate_limits;
 mod second_factors;
 mod sessions;

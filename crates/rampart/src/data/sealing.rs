@@ -31,6 +31,8 @@ pub enum Field {
     /// `challenges.state_sealed`: what a one-time challenge carries (a code's phone number, a
     /// passkey ceremony's state; no account).
     ChallengeState,
+    /// `opt_outs.number_sealed`: a number that opted out of an account's messages.
+    OptOutNumber,
 }
 
 impl Field {
@@ -45,6 +47,7 @@ impl Field {
             SealedColumn::UserPhone => Self::UserPhone,
             SealedColumn::FactorSecret => Self::FactorSecret,
             SealedColumn::ChallengeState => Self::ChallengeState,
+            SealedColumn::OptOutNumber => Self::OptOutNumber,
         }
     }
 
@@ -58,6 +61,7 @@ impl Field {
             Self::UserPhone => ("users", "phone_sealed"),
             Self::FactorSecret => ("factors", "secret_sealed"),
             Self::ChallengeState => ("challenges", "state_sealed"),
+            Self::OptOutNumber => ("opt_outs", "number_sealed"),
         }
     }
 
@@ -87,6 +91,8 @@ impl Field {
             Self::UserPhone => "user-phone",
             Self::FactorSecret => "factor-secret",
             Self::ChallengeState => "challenge-state",
+            // Written only in format 2; a format-1 ciphertext here is a forgery and fails.
+            Self::OptOutNumber => "opt-out-number",
         };
         format!("{prefix}:{row}").into_bytes()
     }
@@ -265,6 +271,7 @@ mod tests {
             Field::InboundFrom,
             Field::InboundBody,
             Field::ConnectorPassword,
+            Field::OptOutNumber,
         ];
         let contexts: std::collections::HashSet<_> =
             fields.iter().map(|f| f.context("a", "r")).collect();

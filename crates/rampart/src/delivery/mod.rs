@@ -49,6 +49,9 @@ pub struct DeliveryDeps {
     pub sealer: Sealer,
     pub clock: SharedClock,
     pub config: config::Delivery,
+    /// Where keywords in inbound messages (STOP, START, HELP) go once recorded; `None` leaves
+    /// them as plain inbound messages.
+    pub keywords: Option<mpsc::Sender<recorder::InboundKeyword>>,
 }
 
 /// The running delivery worker.

@@ -9,6 +9,7 @@ use crate::clock::Millis;
 use crate::config;
 use crate::data::sealing::{Field, Sealer};
 use crate::messaging::PhoneNumber;
+use crate::messaging::keywords::Keyword;
 use crate::messaging::phone::mask;
 use crate::store::inbound::InboundRecord;
 use crate::store::{StoreError, Tx};
@@ -31,16 +32,53 @@ pub async fn run(deps: DeliveryDeps, mut events: mpsc::Receiver<ConnectorEvent>)
     }
 }
 
-/// Records one batch of events in one store job.
+/// A keyword an inbound message was (STOP, START, HELP), stored and committed, for whoever
+/// acts on it (opt-outs and replies live above delivery).
+#[derive(Clone)]
+pub struct InboundKeyword {
+    pub account_id: String,
+    /// The stored inbound message.
+    pub inbound_id: String,
+    /// Who sent it (E.164 when it parses).
+    pub from: String,
+    /// Our number that received it, as the account owns it.
+    pub to_number: String,
+    pub keyword: Keyword,
+}
+
+impl std::fmt::Debug for InboundKeyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundKeyword")
+            .field("inbound_id", &self.inbound_id)
+            .field("from", &mask(&self.from))
+            .field("keyword", &self.keyword)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Records one batch of events in one store job; keywords among its inbound messages are
+/// handed on only once the batch is committed.
 pub async fn record(deps: &DeliveryDeps, events: Vec<ConnectorEvent>) -> Result<(), DeliveryError> {
     let (sealer, config, now) = (
         deps.sealer.clone(),
         deps.config.clone(),
         deps.clock.now_ms(),
     );
-    deps.store
+    let keywords = deps
+        .store
         .write_background(move |tx| apply(tx, &sealer, &config, &events, now))
-        .await
+        .await?;
+    if let Some(to) = &deps.keywords {
+        for keyword in keywords {
+            // A carrier flooding keywords must not grow memory: past the queue they are only
+            // stored as inbound messages.
+            if to.try_send(keyword).is_err() {
+                metrics::counter!("rampart_inbound_keywords_dropped_total").increment(1);
+                tracing::warn!("an inbound keyword was not acted on: its queue is full");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply(
@@ -49,7 +87,8 @@ fn apply(
     config: &config::Delivery,
     events: &[ConnectorEvent],
     now: Millis,
-) -> Result<(), DeliveryError> {
+) -> Result<Vec<InboundKeyword>, DeliveryError> {
+    let mut keywords = Vec::new();
     // Connectors that reported receipts in this batch: their early receipts are trimmed after.
     let mut receipt_connectors: Vec<&str> = Vec::new();
     for event in events {
@@ -92,13 +131,17 @@ fn apply(
                 from,
                 to,
                 body,
-            } => record_inbound(tx, sealer, connector, from, to, body, now)?,
+            } => {
+                if let Some(keyword) = record_inbound(tx, sealer, connector, from, to, body, now)? {
+                    keywords.push(keyword);
+                }
+            }
         }
     }
     for connector in receipt_connectors {
         trim_early_receipts(tx, config, connector, now)?;
     }
-    Ok(())
+    Ok(keywords)
 }
 
 /// Keeps `early_receipts` bounded in rows and age: receipts for ids never recorded (a confused
@@ -157,7 +200,8 @@ pub fn apply_refusals(
 }
 
 /// Stores an inbound message for the account that owns the number it was sent to, sealed;
-/// a message to a number nobody owns is only counted.
+/// a message to a number nobody owns is only counted. A keyword message is stored too, and
+/// named in the answer.
 fn record_inbound(
     tx: &Tx<'_>,
     sealer: &Sealer,
@@ -166,11 +210,11 @@ fn record_inbound(
     to: &str,
     body: &str,
     now: Millis,
-) -> Result<(), DeliveryError> {
+) -> Result<Option<InboundKeyword>, DeliveryError> {
     let Some(owner) = tx.number_owner(to)? else {
         metrics::counter!("rampart_inbound_unrouted_total").increment(1);
         tracing::warn!(connector, to = %mask(to), "inbound message to a number no account owns");
-        return Ok(());
+        return Ok(None);
     };
     let id = crate::store::new_id("inb");
     // The same spelling as outbound recipients, so one blind index finds both.
@@ -192,5 +236,11 @@ fn record_inbound(
     tx.insert_inbound(&row)?;
     metrics::counter!("rampart_inbound_received_total", "connector" => connector.to_owned())
         .increment(1);
-    Ok(())
+    Ok(Keyword::parse(body).map(|keyword| InboundKeyword {
+        account_id: row.account_id,
+        inbound_id: row.id,
+        from,
+        to_number: row.to_number,
+        keyword,
+    }))
 }

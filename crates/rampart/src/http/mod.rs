@@ -14,10 +14,12 @@ pub mod factors;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod opt_outs;
 pub mod oversized;
 pub mod passkeys;
 pub mod people;
 pub mod policy;
+pub mod pumping;
 pub mod rate_limits;
 pub mod retention;
 pub mod system;
@@ -193,6 +195,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(billing::refund_message))
         .routes(routes!(policy::get_policy, policy::set_policy))
         .routes(routes!(policy::dry_run))
+        .routes(routes!(opt_outs::list_opt_outs, opt_outs::add_opt_out))
+        .routes(routes!(opt_outs::remove_opt_out))
+        .routes(routes!(opt_outs::import_opt_outs))
+        .routes(routes!(opt_outs::export_opt_outs))
+        .routes(routes!(
+            opt_outs::get_opt_out_settings,
+            opt_outs::set_opt_out_settings
+        ))
+        .routes(routes!(pumping::list_blocks))
+        .routes(routes!(pumping::lift_block))
         .routes(routes!(bans::list_bans))
         .routes(routes!(bans::lift_ban))
         .routes(routes!(system::healthz))

@@ -322,6 +322,26 @@ pub fn sender_id() -> Schema {
         .into()
 }
 
+/// A reply Rampart sends for the account (opt-out confirmations, the help text).
+pub fn reply_text() -> Object {
+    string()
+        .min_length(Some(1))
+        .max_length(Some(crate::app::opt_out_settings::MAX_REPLY_CHARS))
+        .pattern(Some(BODY_PATTERN))
+        .description(Some(
+            "Not blank; no control characters but tab, line feed and carriage return; at most \
+             306 characters and 2 SMS segments (fewer characters in UCS-2).",
+        ))
+        .build()
+}
+
+/// An E.164 number, as a list of them takes it.
+pub fn phone_numbers() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(phone_number())
+        .max_items(Some(crate::app::opt_outs::MAX_IMPORT))
+}
+
 /// The most characters a body can have within the server's segment limit (10 by default): all
 /// GSM-7, one septet each. Whether a shorter body fits depends on its characters (see 422).
 fn max_body_chars() -> usize {

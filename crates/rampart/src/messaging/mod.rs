@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod encoding;
+pub mod keywords;
 pub mod phone;
 pub mod retention;
 pub mod sender;

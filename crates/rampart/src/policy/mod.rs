@@ -10,6 +10,8 @@ pub mod destinations;
 pub mod document;
 pub mod frequency;
 pub mod opt_out;
+pub mod opt_out_list;
+pub mod pumping;
 pub mod quiet_hours;
 pub mod senders;
 #[cfg(test)]

@@ -77,10 +77,11 @@ pub enum SealedColumn {
     UserPhone,
     FactorSecret,
     ChallengeState,
+    OptOutNumber,
 }
 
 impl SealedColumn {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::MessageTo,
         Self::MessageBody,
         Self::InboundFrom,
@@ -89,6 +90,7 @@ impl SealedColumn {
         Self::UserPhone,
         Self::FactorSecret,
         Self::ChallengeState,
+        Self::OptOutNumber,
     ];
 
     /// Table, column, row key and the account expression ('' for the instance's rows).
@@ -102,6 +104,7 @@ impl SealedColumn {
             Self::UserPhone => ("users", "phone_sealed", "id", "''"),
             Self::FactorSecret => ("factors", "secret_sealed", "id", "''"),
             Self::ChallengeState => ("challenges", "state_sealed", "id", "''"),
+            Self::OptOutNumber => ("opt_outs", "number_sealed", "id", "account_id"),
         }
     }
 }

@@ -18,8 +18,10 @@ pub mod billing;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
+pub mod opt_outs;
 pub mod people;
 pub mod policies;
+pub mod pumping;
 pub mod queue;
 pub mod retention;
 pub mod routing;
@@ -68,6 +70,9 @@ const LATER_MIGRATIONS: &[M<'static>] = &[
         "../../../../migrations/sqlite/0014_policy.sql"
     )),
     M::up(include_str!("../../../../migrations/sqlite/0015_spend.sql")),
+    M::up(include_str!(
+        "../../../../migrations/sqlite/0016_optout.sql"
+    )),
     M::up(include_str!(
         "../../../../migrations/sqlite/0017_account_modes.sql"
     )),
@@ -139,8 +144,10 @@ pub trait Repositories:
     + inbound::Inbound
     + keys::Keys
     + messages::Messages
+    + opt_outs::OptOuts
     + people::People
     + policies::Policies
+    + pumping::Pumping
     + queue::Queue
     + retention::Retention
     + routing::Routing
@@ -157,8 +164,10 @@ impl<T> Repositories for T where
         + inbound::Inbound
         + keys::Keys
         + messages::Messages
+        + opt_outs::OptOuts
         + people::People
         + policies::Policies
+        + pumping::Pumping
         + queue::Queue
         + retention::Retention
         + routing::Routing

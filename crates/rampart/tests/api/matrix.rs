@@ -199,6 +199,23 @@ const REQUIRED: &[(&str, &str, Who)] = &[
         "/v1/messages/{id}/refund",
         AnyOf(&["account:manage", "accounts:manage"]),
     ),
+    ("GET", "/v1/opt-outs", AnyOf(&["messages:read"])),
+    ("POST", "/v1/opt-outs", AnyOf(&["account:manage"])),
+    (
+        "DELETE",
+        "/v1/opt-outs/{number}",
+        AnyOf(&["account:manage"]),
+    ),
+    ("POST", "/v1/opt-outs/import", AnyOf(&["account:manage"])),
+    ("GET", "/v1/opt-outs/export", AnyOf(&["messages:read"])),
+    ("GET", "/v1/opt-outs/settings", AnyOf(&["messages:read"])),
+    ("PUT", "/v1/opt-outs/settings", AnyOf(&["account:manage"])),
+    ("GET", "/v1/pumping/blocks", AnyOf(&["account:manage"])),
+    (
+        "DELETE",
+        "/v1/pumping/blocks/{prefix}",
+        AnyOf(&["account:manage"]),
+    ),
     ("GET", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users", AnyOf(ACCOUNTS)),
     ("POST", "/v1/users/{id}/disable", AnyOf(ACCOUNTS)),
@@ -481,6 +498,16 @@ async fn harmless_request(
             format!("/v1/accounts/{account}/retention"),
             Some(json!({"erase_bodies_after_days": null, "purge_after_days": null})),
         ),
+        // Numbers no other request sends to, so the matrix's sends stay accepted.
+        ("POST", "/v1/opt-outs") => (path.to_owned(), Some(json!({"number": "+447911123990"}))),
+        ("DELETE", "/v1/opt-outs/{number}") => ("/v1/opt-outs/%2B447911123990".to_owned(), None),
+        ("POST", "/v1/opt-outs/import") => {
+            (path.to_owned(), Some(json!({"numbers": ["+447911123991"]})))
+        }
+        ("DELETE", "/v1/pumping/blocks/{prefix}") => {
+            ("/v1/pumping/blocks/%2B447911123".to_owned(), None)
+        }
+        ("PUT", "/v1/opt-outs/settings") => (path.to_owned(), Some(json!({"enabled": true}))),
         ("PUT", "/v1/accounts/{id}/security") => (
             format!("/v1/accounts/{account}/security"),
             Some(json!({"require_2fa": false, "allow_sms_factor": true,
@@ -730,6 +757,16 @@ async fn every_route_with_an_id_answers_404_to_another_accounts_existing_id() {
             continue;
         } else if path == "/v1/bans/{ip}" {
             continue;
+        } else if path == "/v1/pumping/blocks/{prefix}" {
+            // Blocks are found by account and prefix: another account's are not A's to lift.
+            ("/v1/pumping/blocks/%2B447911123".to_owned(), &a_key)
+        } else if path == "/v1/opt-outs/{number}" {
+            // B's opt-out is B's: A finds no opt-out of that number (its tags are A's own).
+            let added = app
+                .post_json("/v1/opt-outs", &key_b, &json!({"number": "+447911123995"}))
+                .await;
+            assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+            ("/v1/opt-outs/%2B447911123995".to_owned(), &a_key)
         } else {
             panic!("no other account's id for {method} {path}: add one here");
         };

@@ -8,6 +8,7 @@
 mod harness;
 mod hostile;
 mod inbound;
+mod opt_out;
 mod resilience;
 mod routing;
 mod sending;

@@ -299,6 +299,27 @@ impl Policy for DenyAll {
     }
 }
 
+/// Sends `body` from `caller` to each of `to`, expecting it accepted; the new messages' ids.
+async fn accepted(app: &App, caller: &Caller, to: &[String], body: &str) -> Vec<String> {
+    let outcome = app
+        .send_messages(
+            caller,
+            SendRequest {
+                to: to.to_vec(),
+                to_is_list: to.len() > 1,
+                from: "Rampart".into(),
+                body: body.into(),
+                ..SendRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    let SendOutcome::Accepted(accepted) = outcome else {
+        panic!("a fresh send is accepted");
+    };
+    accepted.into_iter().map(|m| m.id).collect()
+}
+
 async fn send_one(bench: &Bench) -> Result<SendOutcome, AppError> {
     bench
         .app

@@ -10,21 +10,7 @@ async fn another_accounts_message_is_in_the_next_claim_behind_a_backlog_of_20000
     let busy = Caller::operator(&bench.account);
     let numbers: Vec<String> = (0..1_000).map(|i| format!("+4479111{i:05}")).collect();
     for _ in 0..200 {
-        let outcome = bench
-            .app
-            .send_messages(
-                &busy,
-                SendRequest {
-                    to: numbers.clone(),
-                    to_is_list: true,
-                    from: "Rampart".into(),
-                    body: "newsletter".into(),
-                    ..SendRequest::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(matches!(outcome, SendOutcome::Accepted(_)));
+        accepted(&bench.app, &busy, &numbers, "newsletter").await;
     }
     bench.clock.advance(1_000);
     let other = bench
@@ -33,22 +19,13 @@ async fn another_accounts_message_is_in_the_next_claim_behind_a_backlog_of_20000
         .await
         .unwrap()
         .id;
-    let outcome = bench
-        .app
-        .send_messages(
-            &Caller::operator(&other),
-            SendRequest {
-                to: vec![NUMBER.into()],
-                from: "Rampart".into(),
-                body: BODY.into(),
-                ..SendRequest::default()
-            },
-        )
-        .await
-        .unwrap();
-    let SendOutcome::Accepted(code) = outcome else {
-        panic!("accepted");
-    };
+    let code = accepted(
+        &bench.app,
+        &Caller::operator(&other),
+        &[NUMBER.into()],
+        BODY,
+    )
+    .await;
     bench.clock.advance(1_000);
     let now = bench.clock.now_ms();
     let claimed = bench
@@ -59,7 +36,7 @@ async fn another_accounts_message_is_in_the_next_claim_behind_a_backlog_of_20000
         .unwrap();
     assert_eq!(claimed.len(), 256);
     assert!(
-        claimed.iter().any(|m| m.id == code[0].id),
+        claimed.iter().any(|m| m.id == code[0]),
         "the other account's message is claimed at once"
     );
     assert_eq!(

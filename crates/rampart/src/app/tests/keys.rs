@@ -8,23 +8,7 @@ use crate::data::keyring::{Keyring, MasterKey};
 use crate::store::keys::SealedColumn;
 
 async fn send(bench: &Bench, to: &str, body: &str) -> String {
-    let outcome = bench
-        .app
-        .send_messages(
-            &bench.operator(),
-            SendRequest {
-                to: vec![to.into()],
-                from: "Rampart".into(),
-                body: body.into(),
-                ..SendRequest::default()
-            },
-        )
-        .await
-        .unwrap();
-    let SendOutcome::Accepted(accepted) = outcome else {
-        panic!("a fresh send is accepted");
-    };
-    accepted[0].id.clone()
+    accepted(&bench.app, &bench.operator(), &[to.to_owned()], body).await[0].clone()
 }
 
 /// How many values of every sealed column name data key `id`.
@@ -268,22 +252,13 @@ async fn each_account_seals_under_its_own_key_and_tags_numbers_its_own_way() {
         .unwrap()
         .id;
     let mine = send(&bench, NUMBER, BODY).await;
-    let theirs = bench
-        .app
-        .send_messages(
-            &Caller::operator(&other),
-            SendRequest {
-                to: vec![NUMBER.into()],
-                from: "Rampart".into(),
-                body: BODY.into(),
-                ..SendRequest::default()
-            },
-        )
-        .await
-        .unwrap();
-    let SendOutcome::Accepted(theirs) = theirs else {
-        panic!("accepted");
-    };
+    let theirs = accepted(
+        &bench.app,
+        &Caller::operator(&other),
+        &[NUMBER.into()],
+        BODY,
+    )
+    .await;
     let row = |account: &str, id: &str| {
         bench
             .app
@@ -292,7 +267,7 @@ async fn each_account_seals_under_its_own_key_and_tags_numbers_its_own_way() {
             .unwrap()
             .unwrap()
     };
-    let (a, b) = (row(&bench.account, &mine), row(&other, &theirs[0].id));
+    let (a, b) = (row(&bench.account, &mine), row(&other, &theirs[0]));
     assert_ne!(
         Keyring::key_id_of(&a.to_sealed),
         Keyring::key_id_of(&b.to_sealed)
@@ -322,25 +297,14 @@ async fn deleting_an_account_shreds_its_keys_at_once_and_then_purges_its_rows() 
         .unwrap()
         .id;
     let mine = send(&bench, NUMBER, BODY).await;
-    let kept = {
-        let outcome = bench
-            .app
-            .send_messages(
-                &Caller::operator(&other),
-                SendRequest {
-                    to: vec![NUMBER.into()],
-                    from: "Rampart".into(),
-                    body: "kept".into(),
-                    ..SendRequest::default()
-                },
-            )
-            .await
-            .unwrap();
-        let SendOutcome::Accepted(accepted) = outcome else {
-            panic!("accepted");
-        };
-        accepted[0].id.clone()
-    };
+    let kept = accepted(
+        &bench.app,
+        &Caller::operator(&other),
+        &[NUMBER.into()],
+        "kept",
+    )
+    .await[0]
+        .clone();
     let row = bench
         .app
         .store

@@ -26,3 +26,4 @@ pub mod network;
 pub mod policy;
 pub mod server;
 pub mod store;
+pub mod whole_number;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// The layer of each top-level module; higher layers may import lower ones.
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "clock" | "config" => 0,
+        "clock" | "config" | "whole_number" => 0,
         "store" => 1,
         "messaging" | "identity" | "policy" | "billing" | "delivery" | "data" | "network"
         | "monitor" => 2,

@@ -377,11 +377,11 @@ pub struct PeopleSecurity {
     pub allow_sms_factor: bool,
     /// Days before a password must change (`null`: never, as NIST SP 800-63B advises).
     #[schema(minimum = 1, maximum = 3650)]
-    #[serde(default, deserialize_with = "super::whole_number::optional_u32")]
+    #[serde(default, deserialize_with = "crate::whole_number::optional_u32")]
     pub password_max_age_days: Option<u32>,
     /// Former passwords a member may not reuse.
     #[schema(minimum = 0, maximum = 24)]
-    #[serde(deserialize_with = "super::whole_number::u32_whole")]
+    #[serde(deserialize_with = "crate::whole_number::u32_whole")]
     pub password_history: u32,
 }
 

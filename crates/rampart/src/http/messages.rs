@@ -52,7 +52,7 @@ pub struct SendMessage {
     pub send_at: Option<String>,
     /// Seconds after which an unsent or undelivered message expires (60 to 604800).
     #[schema(minimum = 60, maximum = 604800)]
-    #[serde(default, deserialize_with = "super::whole_number::optional_u64")]
+    #[serde(default, deserialize_with = "crate::whole_number::optional_u64")]
     pub validity_period: Option<u64>,
     /// Your own reference, up to 128 characters, echoed back and filterable.
     #[schema(schema_with = openapi::client_ref)]

@@ -23,7 +23,6 @@ pub mod pumping;
 pub mod rate_limits;
 pub mod retention;
 pub mod system;
-pub mod whole_number;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

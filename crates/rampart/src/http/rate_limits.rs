@@ -21,11 +21,11 @@ use crate::network::rate_limit::{Rate, RateSettings, Rates};
 #[serde(deny_unknown_fields)]
 pub struct RateView {
     /// Requests per second; 0: no limit.
-    #[serde(deserialize_with = "super::whole_number::u32_whole")]
+    #[serde(deserialize_with = "crate::whole_number::u32_whole")]
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub per_second: u32,
     /// Requests allowed at once; 0 or absent: as many as `per_second`.
-    #[serde(default, deserialize_with = "super::whole_number::u32_whole")]
+    #[serde(default, deserialize_with = "crate::whole_number::u32_whole")]
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub burst: u32,
 }

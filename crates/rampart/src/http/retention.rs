@@ -23,12 +23,12 @@ use crate::messaging::retention::Retention;
 pub struct RetentionView {
     /// Days after which a message's body is erased; the rest of the message (recipient,
     /// status, timings) is kept. 1 to 36500, or null.
-    #[serde(default, deserialize_with = "super::whole_number::optional_u32")]
+    #[serde(default, deserialize_with = "crate::whole_number::optional_u32")]
     #[schema(minimum = 1, maximum = 36500)]
     pub erase_bodies_after_days: Option<u32>,
     /// Days after which the whole message is deleted. 1 to 36500, or null; not shorter than
     /// `erase_bodies_after_days` (422 `invalid_retention`).
-    #[serde(default, deserialize_with = "super::whole_number::optional_u32")]
+    #[serde(default, deserialize_with = "crate::whole_number::optional_u32")]
     #[schema(minimum = 1, maximum = 36500)]
     pub purge_after_days: Option<u32>,
 }

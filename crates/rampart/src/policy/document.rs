@@ -58,7 +58,7 @@ pub struct Senders {
 #[serde(deny_unknown_fields)]
 pub struct Content {
     /// Most segments per message (below the server's own limit).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::whole_number::optional_u32")]
     pub max_segments: Option<u32>,
     /// Words refused anywhere in a body (case-insensitive, whole words).
     #[serde(default)]
@@ -111,7 +111,9 @@ pub struct QuietHours {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FrequencyCap {
+    #[serde(deserialize_with = "crate::whole_number::u32_whole")]
     pub max_messages: u32,
+    #[serde(deserialize_with = "crate::whole_number::u64_whole")]
     pub window_seconds: u64,
 }
 
@@ -254,6 +256,22 @@ mod tests {
     #[test]
     fn an_empty_document_is_the_defaults() {
         assert_eq!(parse("{}").unwrap(), PolicyDocument::default());
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_zero_fraction_are_read_as_whole_numbers() {
+        let doc: PolicyDocument = serde_json::from_str(
+            r#"{"content": {"max_segments": 3.0},
+                "frequency_cap": {"max_messages": 419.0, "window_seconds": 369.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.content.max_segments, Some(3));
+        let cap = doc.frequency_cap.unwrap();
+        assert_eq!((cap.max_messages, cap.window_seconds), (419, 369));
+        assert!(
+            serde_json::from_str::<PolicyDocument>(r#"{"content": {"max_segments": 2.5}}"#)
+                .is_err()
+        );
     }
 
     #[test]

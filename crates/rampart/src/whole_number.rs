@@ -1,4 +1,4 @@
-//! Whole numbers as JSON reads them: `60.0` is the number 60, and JSON Schema's `integer`
+//! Whole numbers as JSON reads them (request bodies and stored documents alike): `60.0` is the number 60, and JSON Schema's `integer`
 //! allows it. serde's integer types refuse a number written with a fraction part, so without
 //! this a client whose JSON library writes whole floats that way (Python's `json`, say) would
 //! be refused for a value the OpenAPI document allows.
@@ -37,6 +37,11 @@ pub fn optional_u32<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
             })
         })
         .transpose()
+}
+
+/// A required non-negative whole number (see [`optional_u64`]).
+pub fn u64_whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    optional_u64(deserializer)?.ok_or_else(|| D::Error::invalid_type(Unexpected::Unit, &"a number"))
 }
 
 /// A required whole number that fits a `u32` (see [`optional_u64`]).

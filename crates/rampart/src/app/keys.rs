@@ -11,7 +11,7 @@ use super::backup::Progress;
 use super::{App, AppError};
 use crate::clock::Millis;
 use crate::data::keyring::{KeyInfo, KeyWrites, Keyring, MasterKey, MasterKeySource, StoredKeys};
-use crate::store::keys::{KeyPurpose, KeysVersion, SealedColumn};
+use crate::store::keys::{KekRecord, KeyPurpose, KeysVersion, SealedColumn};
 use crate::store::{Store, StoreError, Tx};
 
 /// The keys as the store holds them.
@@ -369,15 +369,7 @@ impl App {
         let audit = AuditEvent::instance(actor, Action::MasterKeyRotated, hex(&fp), now);
         self.store
             .write(move |tx| {
-                for kek in &wraps {
-                    if !tx
-                        .keks()?
-                        .iter()
-                        .any(|k| k.id == kek.id && k.master_fp == fp)
-                    {
-                        tx.insert_kek(kek)?;
-                    }
-                }
+                store_missing_wraps(tx, &wraps)?;
                 tx.delete_keks_not_under(&fp)?;
                 audit.record(tx)?;
                 Ok::<_, StoreError>(())
@@ -390,20 +382,25 @@ impl App {
     /// either key opens the directory until [`App::rotate_master_key`] finishes it).
     pub async fn add_master_key(&self, new: &MasterKey) -> Result<(), AppError> {
         let wraps = self.keyring().wrap_keks_for(new, self.clock.now_ms())?;
-        let fp = new.fingerprint();
         self.store
-            .write(move |tx| {
-                let existing = tx.keks()?;
-                for kek in &wraps {
-                    if !existing.iter().any(|k| k.id == kek.id && k.master_fp == fp) {
-                        tx.insert_kek(kek)?;
-                    }
-                }
-                Ok::<_, StoreError>(())
-            })
+            .write(move |tx| store_missing_wraps(tx, &wraps))
             .await?;
         Ok(())
     }
+}
+
+/// Stores the wraps not stored yet (a change of master key run again finds some there).
+fn store_missing_wraps(tx: &Tx<'_>, wraps: &[KekRecord]) -> Result<(), StoreError> {
+    let existing = tx.keks()?;
+    for kek in wraps {
+        if !existing
+            .iter()
+            .any(|k| k.id == kek.id && k.master_fp == kek.master_fp)
+        {
+            tx.insert_kek(kek)?;
+        }
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

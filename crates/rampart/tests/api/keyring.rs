@@ -271,12 +271,8 @@ async fn an_account_made_while_the_server_runs_gets_its_own_key_and_its_lookups_
         )
         .await;
     assert_eq!(reply.status.as_u16(), 202, "{}", reply.text);
-    let found = app
-        .get(
-            &format!("/v1/messages?to={}", NORMAL_NUMBER.replace('+', "%2B")),
-            &key_b,
-        )
-        .await;
+    let by_recipient = format!("/v1/messages?to={}", NORMAL_NUMBER.replace('+', "%2B"));
+    let found = app.get(&by_recipient, &key_b).await;
     assert_eq!(
         found.json()["data"].as_array().unwrap().len(),
         1,
@@ -284,12 +280,7 @@ async fn an_account_made_while_the_server_runs_gets_its_own_key_and_its_lookups_
         found.text
     );
     let_the_server_reload().await;
-    let found = app
-        .get(
-            &format!("/v1/messages?to={}", NORMAL_NUMBER.replace('+', "%2B")),
-            &key_b,
-        )
-        .await;
+    let found = app.get(&by_recipient, &key_b).await;
     assert_eq!(
         found.json()["data"].as_array().unwrap().len(),
         1,
